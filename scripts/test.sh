@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs the whole test suite against real brokers: local tansu + nats-server (installed on first
+# use, started on free loopback ports, stopped afterwards), or the ones in KAFKA_BOOTSTRAP /
+# NATS_URL when both are set. Extra arguments go to `cargo test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [[ -z "${KAFKA_BOOTSTRAP:-}" || -z "${NATS_URL:-}" ]]; then
+  scripts/install-brokers.sh
+  dir=$(mktemp -d -t dft-brokers.XXXXXX)
+  trap 'scripts/stop-brokers.sh "$dir" >/dev/null 2>&1 || true' EXIT
+  scripts/start-brokers.sh --dir "$dir" --owner-pid $$ >/dev/null
+  set -a
+  # shellcheck disable=SC1091
+  source "$dir/env"
+  DFT_LOCAL_BROKERS=1
+  set +a
+  echo "brokers: kafka $KAFKA_BOOTSTRAP, nats $NATS_URL (logs in $dir)"
+else
+  echo "brokers from the environment: kafka $KAFKA_BOOTSTRAP, nats $NATS_URL"
+fi
+
+cargo test --locked "$@"
