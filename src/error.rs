@@ -1,0 +1,150 @@
+//! Typed errors: each says what went wrong and where (topic, partition, offset, option, URL).
+
+use std::time::Duration;
+
+use datafusion::error::DataFusionError;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = TopicsError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while planning or reading a topic table.
+#[derive(Debug, thiserror::Error)]
+pub enum TopicsError {
+    /// An option key that this table type does not know.
+    #[error("unknown option '{key}'; valid options are: {valid}")]
+    UnknownOption {
+        /// The key as the user wrote it.
+        key: String,
+        /// Comma-separated list of the accepted keys.
+        valid: String,
+    },
+
+    /// An option whose value could not be parsed or is not allowed.
+    #[error("invalid value {value:?} for option '{key}': {reason}")]
+    InvalidOption {
+        /// The option key.
+        key: String,
+        /// The offending value (already redacted when the key holds a secret).
+        value: String,
+        /// Why it was rejected and what is expected instead.
+        reason: String,
+    },
+
+    /// A LOCATION that is not a valid `kafka://…/topic` (or `nats://…/stream`) URL.
+    #[error("invalid location '{location}': {reason}")]
+    InvalidLocation {
+        /// The location string.
+        location: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The declared value schema cannot be used (for example it shadows a metadata column).
+    #[error("invalid schema: {0}")]
+    InvalidSchema(String),
+
+    /// The topic (or stream) does not exist on the broker.
+    #[error("{kind} topic '{topic}' does not exist on {brokers}")]
+    UnknownTopic {
+        /// "kafka" or "nats".
+        kind: &'static str,
+        /// The topic or stream name.
+        topic: String,
+        /// Where we looked.
+        brokers: String,
+    },
+
+    /// The brokers did not answer within the configured timeout.
+    #[error(
+        "{kind} brokers at {brokers} did not answer within {timeout:?} while {action}: {detail} (option 'connect.timeout' sets this limit)"
+    )]
+    Unreachable {
+        /// "kafka" or "nats".
+        kind: &'static str,
+        /// The bootstrap servers or URL.
+        brokers: String,
+        /// The limit that expired.
+        timeout: Duration,
+        /// What we were doing.
+        action: String,
+        /// The client's own error text.
+        detail: String,
+    },
+
+    /// A requested start or end offset lies outside what the partition holds.
+    #[error(
+        "offset {offset} for {topic} partition {partition} is out of range: the partition holds offsets [{low}, {high}){hint}"
+    )]
+    OffsetOutOfRange {
+        /// Topic or stream name.
+        topic: String,
+        /// Partition id.
+        partition: i32,
+        /// The offending offset.
+        offset: i64,
+        /// First available offset.
+        low: i64,
+        /// Next offset to be written.
+        high: i64,
+        /// Extra advice.
+        hint: String,
+    },
+
+    /// Offsets a scan needs were removed by retention (or compaction) before they could be read.
+    #[error(
+        "data loss in {topic} partition {partition}: offset {offset} is no longer available ({detail})"
+    )]
+    DataLoss {
+        /// Topic or stream name.
+        topic: String,
+        /// Partition id.
+        partition: i32,
+        /// First offset that could not be read.
+        offset: i64,
+        /// Broker or client detail.
+        detail: String,
+    },
+
+    /// A message value (or key) could not be decoded in the table's format.
+    #[error(
+        "cannot decode {what} of message at {topic} partition {partition} offset {offset} as {format}: {reason}"
+    )]
+    Decode {
+        /// "value" or "key".
+        what: &'static str,
+        /// Topic or stream name.
+        topic: String,
+        /// Partition id.
+        partition: i32,
+        /// Offset of the bad message.
+        offset: i64,
+        /// The format name.
+        format: String,
+        /// The decoder's complaint.
+        reason: String,
+    },
+
+    /// Any other client error, with what we were doing when it happened.
+    #[error("{kind} error while {action}: {detail}")]
+    Client {
+        /// "kafka" or "nats".
+        kind: &'static str,
+        /// What we were doing, including topic/partition where relevant.
+        action: String,
+        /// The client's error text (secrets scrubbed).
+        detail: String,
+    },
+
+    /// An Arrow error while assembling batches.
+    #[error(transparent)]
+    Arrow(#[from] arrow::error::ArrowError),
+}
+
+impl From<TopicsError> for DataFusionError {
+    fn from(e: TopicsError) -> Self {
+        match e {
+            TopicsError::Arrow(a) => DataFusionError::ArrowError(Box::new(a), None),
+            other => DataFusionError::External(Box::new(other)),
+        }
+    }
+}

@@ -1,0 +1,291 @@
+//! The scan `ExecutionPlan`: one output partition per source partition, each reading its
+//! planned offset range, decoding values and attaching metadata columns.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_expr::expressions::Column;
+use datafusion::physical_expr::{EquivalenceProperties, LexOrdering, PhysicalSortExpr};
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time,
+};
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::{
+    DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PhysicalExpr, PlanProperties,
+};
+use futures::StreamExt;
+
+use crate::format::{DecodeContext, ValueFormat};
+use crate::planner::PartitionScan;
+use crate::schema::{MetadataColumn, OutputColumn, ProjectionPlan};
+use crate::source::{RawBatch, ReadRequest, Source};
+
+/// Scans planned offset ranges of a topic: output partition `i` reads `scans[i]`.
+///
+/// The plan holds only settings and ranges; broker connections are opened in `execute`.
+#[derive(Debug)]
+pub struct TopicScanExec {
+    source: Arc<dyn Source>,
+    format: ValueFormat,
+    projection: ProjectionPlan,
+    scans: Vec<PartitionScan>,
+    limit: Option<usize>,
+    props: Arc<PlanProperties>,
+    metrics: ExecutionPlanMetricsSet,
+}
+
+impl TopicScanExec {
+    /// A scan of `scans` producing the columns of `projection`, stopping after `limit` rows per partition.
+    pub fn new(
+        source: Arc<dyn Source>,
+        format: ValueFormat,
+        projection: ProjectionPlan,
+        scans: Vec<PartitionScan>,
+        limit: Option<usize>,
+    ) -> Self {
+        let props = Self::compute_properties(&projection, &scans, limit);
+        Self {
+            source,
+            format,
+            projection,
+            scans,
+            limit,
+            props: Arc::new(props),
+            metrics: ExecutionPlanMetricsSet::new(),
+        }
+    }
+
+    /// The planned per-partition ranges, in output-partition order.
+    pub fn scans(&self) -> &[PartitionScan] {
+        &self.scans
+    }
+
+    /// The row limit per partition, if any.
+    pub fn limit(&self) -> Option<usize> {
+        self.limit
+    }
+
+    /// The source as shown in EXPLAIN (`kafka://host:port/topic`).
+    pub fn source_name(&self) -> String {
+        self.source.to_string()
+    }
+
+    /// True when every partition's range has an end (or a limit caps it).
+    pub fn is_bounded(&self) -> bool {
+        !self.props.boundedness.is_unbounded()
+    }
+
+    fn compute_properties(
+        projection: &ProjectionPlan,
+        scans: &[PartitionScan],
+        limit: Option<usize>,
+    ) -> PlanProperties {
+        let schema = Arc::clone(&projection.output_schema);
+        let mut eq = EquivalenceProperties::new(Arc::clone(&schema));
+        // Within one output partition rows come in offset order.
+        let offset_col = projection
+            .columns
+            .iter()
+            .position(|c| *c == OutputColumn::Metadata(MetadataColumn::Offset));
+        if let Some(i) = offset_col {
+            let expr: Arc<dyn PhysicalExpr> =
+                Arc::new(Column::new(MetadataColumn::Offset.name(), i));
+            if let Some(ordering) = LexOrdering::new(vec![PhysicalSortExpr::new_default(expr)]) {
+                eq.add_orderings(vec![ordering]);
+            }
+        }
+        let bounded = limit.is_some() || scans.iter().all(PartitionScan::is_bounded);
+        let boundedness = if bounded {
+            Boundedness::Bounded
+        } else {
+            Boundedness::Unbounded {
+                requires_infinite_memory: false,
+            }
+        };
+        PlanProperties::new(
+            eq,
+            Partitioning::UnknownPartitioning(scans.len().max(1)),
+            EmissionType::Incremental,
+            boundedness,
+        )
+    }
+}
+
+impl DisplayAs for TopicScanExec {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "TopicScanExec: {}, format={}, partitions=[",
+            self.source, self.format
+        )?;
+        for (i, s) in self.scans.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{s}")?;
+        }
+        f.write_str("]")?;
+        let names: Vec<&str> = self
+            .projection
+            .output_schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        write!(f, ", projection=[{}]", names.join(", "))?;
+        if let Some(limit) = self.limit {
+            write!(f, ", limit={limit}")?;
+        }
+        Ok(())
+    }
+}
+
+impl ExecutionPlan for TopicScanExec {
+    fn name(&self) -> &str {
+        "TopicScanExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.props
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> DFResult<TreeNodeRecursion>,
+    ) -> DFResult<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    #[allow(deprecated)]
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        if children.is_empty() {
+            Ok(self)
+        } else {
+            Err(DataFusionError::Internal(
+                "TopicScanExec has no children".into(),
+            ))
+        }
+    }
+
+    fn supports_limit_pushdown(&self) -> bool {
+        true
+    }
+
+    fn fetch(&self) -> Option<usize> {
+        self.limit
+    }
+
+    fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn ExecutionPlan>> {
+        Some(Arc::new(Self::new(
+            Arc::clone(&self.source),
+            self.format,
+            self.projection.clone(),
+            self.scans.clone(),
+            limit,
+        )))
+    }
+
+    fn metrics(&self) -> Option<MetricsSet> {
+        Some(self.metrics.clone_inner())
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> DFResult<SendableRecordBatchStream> {
+        let schema = Arc::clone(&self.projection.output_schema);
+        let Some(scan) = self.scans.get(partition).cloned() else {
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(
+                schema,
+                futures::stream::empty(),
+            )));
+        };
+        let request = ReadRequest {
+            needs: self.projection.needs,
+            batch_rows: context.session_config().batch_size(),
+            max_messages: self.limit.map(|l| l as u64),
+        };
+        let mut decoder = if request.needs.value {
+            Some(self.format.decoder(
+                Arc::clone(&self.projection.value_schema),
+                request.batch_rows,
+            )?)
+        } else {
+            None
+        };
+        let metrics = ScanMetrics::new(&self.metrics, partition);
+        let projection = self.projection.clone();
+        let topic = self.source.topic().to_string();
+        // Ranges are read one after the other; the next reader opens when the previous ends.
+        let source = Arc::clone(&self.source);
+        let raw = futures::stream::iter(scan.ranges)
+            .flat_map(move |range| source.read(scan.partition, range, request));
+        let stream = raw.map(move |item| -> DFResult<_> {
+            let raw: RawBatch = item?;
+            metrics.messages.add(raw.len());
+            metrics.bytes.add(raw.bytes as usize);
+            let values = match (&mut decoder, &raw.values) {
+                (Some(d), Some(v)) => {
+                    let _timer = metrics.decode_time.timer();
+                    let ctx = DecodeContext {
+                        topic: &topic,
+                        partition: raw.partition,
+                        offsets: &raw.offsets,
+                    };
+                    d.decode(v, &ctx)?
+                }
+                _ => Vec::new(),
+            };
+            Ok(projection.assemble(&topic, &raw, &values)?)
+        });
+        // LIMIT: stop (and so drop the reader, releasing its consumer) once enough rows came.
+        let mut remaining = self.limit.unwrap_or(usize::MAX);
+        let baseline = BaselineMetrics::new(&self.metrics, partition);
+        let stream = stream.scan((), move |_, item| {
+            let out = match item {
+                _ if remaining == 0 => None,
+                Ok(batch) => {
+                    let batch = batch.slice(0, batch.num_rows().min(remaining));
+                    remaining -= batch.num_rows();
+                    baseline.record_output(batch.num_rows());
+                    Some(Ok(batch))
+                }
+                Err(e) => {
+                    remaining = 0;
+                    Some(Err(e))
+                }
+            };
+            futures::future::ready(out)
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
+    }
+}
+
+/// Per-partition scan metrics shown by EXPLAIN ANALYZE.
+struct ScanMetrics {
+    messages: Count,
+    bytes: Count,
+    decode_time: Time,
+}
+
+impl ScanMetrics {
+    fn new(set: &ExecutionPlanMetricsSet, partition: usize) -> Self {
+        Self {
+            messages: MetricBuilder::new(set).counter("messages_fetched", partition),
+            bytes: MetricBuilder::new(set).counter("bytes_fetched", partition),
+            decode_time: MetricBuilder::new(set).subset_time("decode_time", partition),
+        }
+    }
+}

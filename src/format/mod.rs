@@ -1,0 +1,123 @@
+//! Value formats: decoding message bytes into Arrow columns, batch by batch.
+
+mod json;
+mod raw;
+
+use std::fmt;
+
+use arrow::array::{ArrayRef, BinaryArray, Int64Array};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef};
+
+use crate::error::{Result, TopicsError};
+
+/// How message values become columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueFormat {
+    /// One `value` column with the bytes as they are.
+    Raw,
+    /// One `value` column holding the bytes as UTF-8 text (invalid UTF-8 is a decode error).
+    String,
+    /// One JSON object per message, decoded into the declared columns (missing fields are null).
+    Json,
+}
+
+impl ValueFormat {
+    /// Parses a format name as used in `value.format`.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "raw" | "bytes" => Some(Self::Raw),
+            "string" | "text" => Some(Self::String),
+            "json" => Some(Self::Json),
+            _ => None,
+        }
+    }
+
+    /// The format name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::String => "string",
+            Self::Json => "json",
+        }
+    }
+
+    /// Checks that a declared value schema fits this format.
+    pub fn check_schema(&self, declared: &Schema) -> Result<()> {
+        match self {
+            Self::Raw | Self::String if !declared.fields().is_empty() => {
+                Err(TopicsError::InvalidSchema(format!(
+                    "value.format '{}' has a single column `value`; remove the column list or use value.format 'json'",
+                    self.name()
+                )))
+            }
+            Self::Json if declared.fields().is_empty() => Err(TopicsError::InvalidSchema(
+                "value.format 'json' needs the value columns to be declared".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The value columns of a table with this format and declared schema.
+    pub fn value_fields(&self, declared: &Schema) -> Fields {
+        match self {
+            Self::Raw => Fields::from(vec![Field::new("value", DataType::Binary, true)]),
+            Self::String => Fields::from(vec![Field::new("value", DataType::Utf8, true)]),
+            Self::Json => declared.fields().clone(),
+        }
+    }
+
+    /// A decoder producing the columns of `projected` (a subset of the value fields) from
+    /// batches of about `batch_rows` messages.
+    pub fn decoder(
+        &self,
+        projected: SchemaRef,
+        batch_rows: usize,
+    ) -> Result<Box<dyn ValueDecoder>> {
+        Ok(match self {
+            Self::Raw => Box::new(raw::RawDecoder),
+            Self::String => Box::new(raw::StringDecoder),
+            Self::Json => Box::new(json::JsonDecoder::try_new(projected, batch_rows)?),
+        })
+    }
+}
+
+impl fmt::Display for ValueFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where the values being decoded come from, so errors can name the message.
+#[derive(Debug, Clone, Copy)]
+pub struct DecodeContext<'a> {
+    /// Topic or stream.
+    pub topic: &'a str,
+    /// Partition id.
+    pub partition: i32,
+    /// Offsets of the messages, aligned with the values.
+    pub offsets: &'a Int64Array,
+}
+
+impl DecodeContext<'_> {
+    /// A decode error for the value at `row`.
+    pub fn error(&self, row: usize, format: ValueFormat, reason: impl ToString) -> TopicsError {
+        TopicsError::Decode {
+            what: "value",
+            topic: self.topic.to_string(),
+            partition: self.partition,
+            offset: self.offsets.value(row),
+            format: format.name().to_string(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Turns a batch of message values into value columns (one row per message).
+pub trait ValueDecoder: Send {
+    /// Decodes `values` (null = tombstone) into the projected columns, in projection order.
+    fn decode(&mut self, values: &BinaryArray, ctx: &DecodeContext<'_>) -> Result<Vec<ArrayRef>>;
+}
+
+pub(crate) fn single_column(a: ArrayRef) -> Vec<ArrayRef> {
+    vec![a]
+}

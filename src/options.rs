@@ -1,0 +1,638 @@
+//! Typed, validated table options: the one documented list of keys and their parsing.
+//!
+//! Key names follow Flink's Kafka SQL connector where one exists. Client properties pass
+//! through with a prefix: `kafka.<librdkafka property>`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::datatypes::{Schema, SchemaRef};
+
+use crate::error::{Result, TopicsError};
+use crate::format::ValueFormat;
+use crate::secret::{ClientProperties, REDACTED, is_secret_key};
+use crate::source::kafka::KafkaConfig;
+
+/// One documented table option: its key, accepted values, default and meaning.
+#[derive(Debug, Clone, Copy)]
+pub struct OptionDoc {
+    /// The option key (a trailing `*` marks a prefix).
+    pub key: &'static str,
+    /// Accepted values.
+    pub values: &'static str,
+    /// Default when absent.
+    pub default: &'static str,
+    /// What it does.
+    pub meaning: &'static str,
+}
+
+/// Every option a Kafka table accepts.
+pub const KAFKA_OPTIONS: &[OptionDoc] = &[
+    OptionDoc {
+        key: "value.format",
+        values: "raw | string | json",
+        default: "json with a column list, raw without",
+        meaning: "How message values are decoded into columns.",
+    },
+    OptionDoc {
+        key: "scan.startup.mode",
+        values: "earliest-offset | latest-offset | group-offsets | timestamp | specific-offsets",
+        default: "earliest-offset",
+        meaning: "Where each partition's scan starts.",
+    },
+    OptionDoc {
+        key: "scan.startup.timestamp-millis",
+        values: "milliseconds since the epoch",
+        default: "",
+        meaning: "Start at the first message at or after this time (with scan.startup.mode = timestamp).",
+    },
+    OptionDoc {
+        key: "scan.startup.specific-offsets",
+        values: "partition:0,offset:42;partition:1,offset:7",
+        default: "",
+        meaning: "Start offsets per partition (with scan.startup.mode = specific-offsets); unlisted partitions start at the earliest offset.",
+    },
+    OptionDoc {
+        key: "scan.bounded.mode",
+        values: "unbounded | latest-offset | timestamp | specific-offsets",
+        default: "unbounded",
+        meaning: "Where each partition's scan ends: never (follow the log), at the high watermark when the query starts (a snapshot), at a time, or at given offsets.",
+    },
+    OptionDoc {
+        key: "scan.bounded.timestamp-millis",
+        values: "milliseconds since the epoch",
+        default: "",
+        meaning: "End before the first message at or after this time (with scan.bounded.mode = timestamp).",
+    },
+    OptionDoc {
+        key: "scan.bounded.specific-offsets",
+        values: "partition:0,offset:42;partition:1,offset:7",
+        default: "",
+        meaning: "Exclusive end offsets per partition (with scan.bounded.mode = specific-offsets); unlisted partitions end at the high watermark when the query starts.",
+    },
+    OptionDoc {
+        key: "scan.timestamp.max-skew",
+        values: "duration such as 0s, 500ms, 30s",
+        default: "unset (0 for log-append-time topics)",
+        meaning: "Declares that no message's timestamp is more than this much earlier than that of a message before it in its partition, so `_timestamp <` filters can end the scan.",
+    },
+    OptionDoc {
+        key: "properties.group.id",
+        values: "consumer group id",
+        default: "",
+        meaning: "Group whose committed offsets scan.startup.mode = group-offsets starts from, and the group.id clients present (for ACLs). Scans never join the group nor commit to it.",
+    },
+    OptionDoc {
+        key: "connect.timeout",
+        values: "duration such as 500ms, 10s, 1m",
+        default: "10s",
+        meaning: "How long metadata requests may wait for the brokers before the query fails.",
+    },
+    OptionDoc {
+        key: "kafka.*",
+        values: "any librdkafka property",
+        default: "",
+        meaning: "Passed to the client as is (security.protocol, sasl.*, ssl.*, fetch tuning). Secrets are never printed.",
+    },
+];
+
+/// Where each partition's scan starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StartupMode {
+    /// The first available offset (low watermark).
+    Earliest,
+    /// The high watermark when the query starts: only new messages.
+    Latest,
+    /// The committed offsets of a consumer group (`properties.group.id`); earliest where none.
+    GroupOffsets,
+    /// The first message whose timestamp is at or after this many milliseconds since the epoch.
+    Timestamp(i64),
+    /// Explicit offsets per partition; unlisted partitions start at the earliest offset.
+    SpecificOffsets(BTreeMap<i32, i64>),
+}
+
+/// Where each partition's scan ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BoundedMode {
+    /// Never: the scan follows the log.
+    Unbounded,
+    /// The high watermark when the query starts (a snapshot).
+    LatestOffset,
+    /// Before the first message whose timestamp is at or after this many milliseconds.
+    Timestamp(i64),
+    /// Explicit exclusive end offsets; unlisted partitions end at the high watermark.
+    SpecificOffsets(BTreeMap<i32, i64>),
+}
+
+/// Source-independent scan settings of one table.
+#[derive(Debug, Clone)]
+pub struct ScanOptions {
+    /// Value decoding.
+    pub value_format: ValueFormat,
+    /// Where partitions start.
+    pub startup: StartupMode,
+    /// Where partitions end.
+    pub bounded: BoundedMode,
+    /// Consumer group for group-offsets start.
+    pub group_id: Option<String>,
+    /// Declared bound on timestamp disorder within a partition (`scan.timestamp.max-skew`).
+    pub timestamp_max_skew: Option<Duration>,
+}
+
+impl Default for ScanOptions {
+    fn default() -> Self {
+        Self {
+            value_format: ValueFormat::Raw,
+            startup: StartupMode::Earliest,
+            bounded: BoundedMode::Unbounded,
+            group_id: None,
+            timestamp_max_skew: None,
+        }
+    }
+}
+
+/// A Kafka table: where the topic is, how to connect, and how to scan it.
+#[derive(Debug, Clone)]
+pub struct KafkaTableOptions {
+    /// Connection settings and topic.
+    pub kafka: KafkaConfig,
+    /// Scan settings.
+    pub scan: ScanOptions,
+    /// The declared value schema (the DDL column list); empty for raw and string formats.
+    pub value_schema: SchemaRef,
+}
+
+impl KafkaTableOptions {
+    /// Parses a `kafka://host:port[,host:port…]/topic` location and an options map.
+    ///
+    /// Keys may carry DataFusion's `format.` prefix (added to bare keys by `CREATE EXTERNAL
+    /// TABLE`); it is ignored. `value_schema` is the declared column list (may be empty).
+    pub fn parse(
+        location: &str,
+        value_schema: SchemaRef,
+        options: &HashMap<String, String>,
+    ) -> Result<Self> {
+        let (bootstrap, topic) = parse_kafka_location(location)?;
+        let mut kafka = KafkaConfig::new(bootstrap, topic);
+        let mut scan = ScanOptions::default();
+        let mut format_name: Option<String> = None;
+        let mut startup_ts = None;
+        let mut startup_offsets = None;
+        let mut bounded_ts = None;
+        let mut bounded_offsets = None;
+        let mut startup_mode: Option<String> = None;
+        let mut bounded_mode: Option<String> = None;
+
+        let mut keys: Vec<_> = options.iter().collect();
+        keys.sort();
+        for (raw_key, value) in keys {
+            let key = raw_key.strip_prefix("format.").unwrap_or(raw_key);
+            match key {
+                "value.format" => format_name = Some(value.to_ascii_lowercase()),
+                "scan.startup.mode" => startup_mode = Some(value.to_ascii_lowercase()),
+                "scan.startup.timestamp-millis" => startup_ts = Some(parse_i64(key, value)?),
+                "scan.startup.specific-offsets" => {
+                    startup_offsets = Some(parse_specific_offsets(key, value)?)
+                }
+                "scan.bounded.mode" => bounded_mode = Some(value.to_ascii_lowercase()),
+                "scan.bounded.timestamp-millis" => bounded_ts = Some(parse_i64(key, value)?),
+                "scan.bounded.specific-offsets" => {
+                    bounded_offsets = Some(parse_specific_offsets(key, value)?)
+                }
+                "properties.group.id" => {
+                    let group = non_empty(key, value)?;
+                    kafka.group_id = Some(group.clone());
+                    scan.group_id = Some(group);
+                }
+                "connect.timeout" => kafka.timeout = parse_duration(key, value)?,
+                "scan.timestamp.max-skew" => {
+                    scan.timestamp_max_skew = Some(parse_duration_allow_zero(key, value)?)
+                }
+                _ => match key.strip_prefix("kafka.") {
+                    Some(prop) if !prop.is_empty() => kafka.set_property(prop, value)?,
+                    _ => {
+                        return Err(TopicsError::UnknownOption {
+                            key: raw_key.clone(),
+                            valid: valid_keys(KAFKA_OPTIONS),
+                        });
+                    }
+                },
+            }
+        }
+
+        scan.startup = match startup_mode.as_deref() {
+            None if startup_offsets.is_some() => StartupMode::SpecificOffsets(Default::default()),
+            None if startup_ts.is_some() => StartupMode::Timestamp(0),
+            None | Some("earliest-offset" | "earliest") => StartupMode::Earliest,
+            Some("latest-offset" | "latest") => StartupMode::Latest,
+            Some("group-offsets") => StartupMode::GroupOffsets,
+            Some("timestamp") => StartupMode::Timestamp(0),
+            Some("specific-offsets") => StartupMode::SpecificOffsets(Default::default()),
+            Some(other) => {
+                return Err(invalid(
+                    "scan.startup.mode",
+                    other,
+                    "expected earliest-offset, latest-offset, group-offsets, timestamp or specific-offsets",
+                ));
+            }
+        };
+        match &mut scan.startup {
+            StartupMode::Timestamp(ts) => {
+                *ts = startup_ts.ok_or_else(|| {
+                    missing(
+                        "scan.startup.timestamp-millis",
+                        "scan.startup.mode",
+                        "timestamp",
+                    )
+                })?
+            }
+            StartupMode::SpecificOffsets(map) => {
+                *map = startup_offsets.ok_or_else(|| {
+                    missing(
+                        "scan.startup.specific-offsets",
+                        "scan.startup.mode",
+                        "specific-offsets",
+                    )
+                })?
+            }
+            StartupMode::GroupOffsets if scan.group_id.is_none() => {
+                return Err(missing(
+                    "properties.group.id",
+                    "scan.startup.mode",
+                    "group-offsets",
+                ));
+            }
+            _ => {
+                if startup_ts.is_some() || startup_offsets.is_some() {
+                    return Err(invalid(
+                        "scan.startup.mode",
+                        startup_mode.as_deref().unwrap_or("earliest-offset"),
+                        "a startup timestamp or specific offsets were given, but the mode does not use them",
+                    ));
+                }
+            }
+        }
+
+        scan.bounded = match bounded_mode.as_deref() {
+            None if bounded_offsets.is_some() => BoundedMode::SpecificOffsets(Default::default()),
+            None if bounded_ts.is_some() => BoundedMode::Timestamp(0),
+            None | Some("unbounded") => BoundedMode::Unbounded,
+            Some("latest-offset" | "latest" | "snapshot") => BoundedMode::LatestOffset,
+            Some("timestamp") => BoundedMode::Timestamp(0),
+            Some("specific-offsets") => BoundedMode::SpecificOffsets(Default::default()),
+            Some(other) => {
+                return Err(invalid(
+                    "scan.bounded.mode",
+                    other,
+                    "expected unbounded, latest-offset, timestamp or specific-offsets",
+                ));
+            }
+        };
+        match &mut scan.bounded {
+            BoundedMode::Timestamp(ts) => {
+                *ts = bounded_ts.ok_or_else(|| {
+                    missing(
+                        "scan.bounded.timestamp-millis",
+                        "scan.bounded.mode",
+                        "timestamp",
+                    )
+                })?
+            }
+            BoundedMode::SpecificOffsets(map) => {
+                *map = bounded_offsets.ok_or_else(|| {
+                    missing(
+                        "scan.bounded.specific-offsets",
+                        "scan.bounded.mode",
+                        "specific-offsets",
+                    )
+                })?
+            }
+            _ => {
+                if bounded_ts.is_some() || bounded_offsets.is_some() {
+                    return Err(invalid(
+                        "scan.bounded.mode",
+                        bounded_mode.as_deref().unwrap_or("unbounded"),
+                        "a bounded timestamp or specific offsets were given, but the mode does not use them",
+                    ));
+                }
+            }
+        }
+
+        let has_columns = !value_schema.fields().is_empty();
+        scan.value_format = match format_name.as_deref() {
+            None if has_columns => ValueFormat::Json,
+            None => ValueFormat::Raw,
+            Some(name) => ValueFormat::from_name(name)
+                .ok_or_else(|| invalid("value.format", name, "expected raw, string or json"))?,
+        };
+        scan.value_format.check_schema(&value_schema)?;
+        Ok(Self {
+            kafka,
+            scan,
+            value_schema,
+        })
+    }
+
+    /// Options for a topic with default settings and no declared columns (raw values).
+    pub fn new(bootstrap: impl Into<String>, topic: impl Into<String>) -> Self {
+        Self {
+            kafka: KafkaConfig::new(bootstrap.into(), topic.into()),
+            scan: ScanOptions::default(),
+            value_schema: Arc::new(Schema::empty()),
+        }
+    }
+}
+
+/// Splits `kafka://h1:9092,h2:9092/topic` into bootstrap servers and topic.
+pub fn parse_kafka_location(location: &str) -> Result<(String, String)> {
+    let bad = |reason: &str| TopicsError::InvalidLocation {
+        location: location.to_string(),
+        reason: reason.to_string(),
+    };
+    let rest = location
+        .strip_prefix("kafka://")
+        .ok_or_else(|| bad("expected kafka://host:port[,host:port…]/topic"))?;
+    let (servers, topic) = rest
+        .split_once('/')
+        .ok_or_else(|| bad("no topic: expected kafka://host:port/topic"))?;
+    let topic = topic.trim_end_matches('/');
+    if servers.is_empty() {
+        return Err(bad("no bootstrap servers before the topic"));
+    }
+    for server in servers.split(',') {
+        let (host, port) = server
+            .rsplit_once(':')
+            .ok_or_else(|| bad(&format!("server '{server}' has no port")))?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(bad(&format!("server '{server}' is not host:port")));
+        }
+    }
+    if topic.is_empty() {
+        return Err(bad("the topic name is empty"));
+    }
+    if topic.len() > 249
+        || !topic
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    {
+        return Err(bad(&format!(
+            "'{topic}' is not a valid Kafka topic name (letters, digits, '.', '_', '-'; at most 249)"
+        )));
+    }
+    Ok((servers.to_string(), topic.to_string()))
+}
+
+/// Parses `partition:0,offset:42;partition:1,offset:7`.
+pub fn parse_specific_offsets(key: &str, value: &str) -> Result<BTreeMap<i32, i64>> {
+    let mut out = BTreeMap::new();
+    let expected = "expected 'partition:<p>,offset:<o>' entries separated by ';'";
+    for entry in value.split(';').map(str::trim).filter(|e| !e.is_empty()) {
+        let mut partition = None;
+        let mut offset = None;
+        for part in entry.split(',').map(str::trim) {
+            match part.split_once(':').map(|(k, v)| (k.trim(), v.trim())) {
+                Some(("partition", p)) => partition = p.parse::<i32>().ok().filter(|p| *p >= 0),
+                Some(("offset", o)) => offset = o.parse::<i64>().ok().filter(|o| *o >= 0),
+                _ => {
+                    return Err(invalid(
+                        key,
+                        value,
+                        &format!("bad entry '{entry}': {expected}"),
+                    ));
+                }
+            }
+        }
+        match (partition, offset) {
+            (Some(p), Some(o)) => {
+                if out.insert(p, o).is_some() {
+                    return Err(invalid(
+                        key,
+                        value,
+                        &format!("partition {p} is listed twice"),
+                    ));
+                }
+            }
+            _ => {
+                return Err(invalid(
+                    key,
+                    value,
+                    &format!("bad entry '{entry}': {expected}"),
+                ));
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err(invalid(key, value, expected));
+    }
+    Ok(out)
+}
+
+/// Parses a positive duration such as `250ms`, `10s` or `2m`.
+pub fn parse_duration(key: &str, value: &str) -> Result<Duration> {
+    let d = parse_duration_allow_zero(key, value)?;
+    if d.is_zero() {
+        return Err(invalid(
+            key,
+            value,
+            "the duration must be greater than zero",
+        ));
+    }
+    Ok(d)
+}
+
+/// Parses a duration such as `0s`, `250ms`, `10s` or `2m`.
+pub fn parse_duration_allow_zero(key: &str, value: &str) -> Result<Duration> {
+    let v = value.trim();
+    let (num, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
+    let n: u64 = num
+        .parse()
+        .map_err(|_| invalid(key, value, "expected a duration such as 500ms, 10s or 2m"))?;
+    let d = match unit.trim() {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" | "min" => Duration::from_secs(n.saturating_mul(60)),
+        _ => {
+            return Err(invalid(
+                key,
+                value,
+                "expected a duration such as 500ms, 10s or 2m",
+            ));
+        }
+    };
+    Ok(d)
+}
+
+fn parse_i64(key: &str, value: &str) -> Result<i64> {
+    value
+        .trim()
+        .parse()
+        .map_err(|_| invalid(key, value, "expected an integer"))
+}
+
+fn non_empty(key: &str, value: &str) -> Result<String> {
+    if value.trim().is_empty() {
+        Err(invalid(key, value, "must not be empty"))
+    } else {
+        Ok(value.to_string())
+    }
+}
+
+/// An invalid-option error; the value is hidden when the key names a secret.
+pub fn invalid(key: &str, value: &str, reason: &str) -> TopicsError {
+    TopicsError::InvalidOption {
+        key: key.to_string(),
+        value: if is_secret_key(key) {
+            REDACTED.to_string()
+        } else {
+            value.to_string()
+        },
+        reason: reason.to_string(),
+    }
+}
+
+fn missing(key: &str, mode_key: &str, mode: &str) -> TopicsError {
+    TopicsError::InvalidOption {
+        key: key.to_string(),
+        value: String::new(),
+        reason: format!("required when '{mode_key}' is '{mode}'"),
+    }
+}
+
+fn valid_keys(docs: &[OptionDoc]) -> String {
+    docs.iter().map(|d| d.key).collect::<Vec<_>>().join(", ")
+}
+
+/// Kept for callers that build option maps by hand.
+pub fn options_from_pairs<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> HashMap<String, String> {
+    pairs
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// Redacted `key=value` list of client properties, for EXPLAIN and Debug.
+pub fn describe_properties(props: &ClientProperties) -> String {
+    props
+        .redacted()
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<KafkaTableOptions> {
+        KafkaTableOptions::parse(
+            "kafka://127.0.0.1:9092/orders",
+            Arc::new(Schema::empty()),
+            &options_from_pairs(pairs.iter().copied()),
+        )
+    }
+
+    #[test]
+    fn locations() {
+        assert_eq!(
+            parse_kafka_location("kafka://h1:9092,h2:9093/t.x-1").unwrap(),
+            ("h1:9092,h2:9093".to_string(), "t.x-1".to_string())
+        );
+        for bad in [
+            "http://h:1/t",
+            "kafka://h:1",
+            "kafka://h/t",
+            "kafka://h:1/",
+            "kafka://h:1/a b",
+            "kafka:///t",
+        ] {
+            let err = parse_kafka_location(bad).unwrap_err().to_string();
+            assert!(err.contains(bad), "{err}");
+        }
+    }
+
+    #[test]
+    fn defaults_and_modes() {
+        let o = parse(&[]).unwrap();
+        assert_eq!(o.scan.startup, StartupMode::Earliest);
+        assert_eq!(o.scan.bounded, BoundedMode::Unbounded);
+        assert_eq!(o.scan.value_format, ValueFormat::Raw);
+        let o = parse(&[
+            ("scan.startup.mode", "specific-offsets"),
+            (
+                "scan.startup.specific-offsets",
+                "partition:0,offset:42;partition:1,offset:7;",
+            ),
+            ("format.scan.bounded.mode", "latest-offset"),
+        ])
+        .unwrap();
+        assert_eq!(
+            o.scan.startup,
+            StartupMode::SpecificOffsets([(0, 42), (1, 7)].into())
+        );
+        assert_eq!(o.scan.bounded, BoundedMode::LatestOffset);
+        let o = parse(&[
+            ("scan.startup.mode", "timestamp"),
+            ("scan.startup.timestamp-millis", "1700000000000"),
+        ])
+        .unwrap();
+        assert_eq!(o.scan.startup, StartupMode::Timestamp(1_700_000_000_000));
+    }
+
+    #[test]
+    fn errors_name_the_option() {
+        let e = parse(&[("scan.startup.mode", "sideways")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("scan.startup.mode") && e.contains("sideways"),
+            "{e}"
+        );
+        let e = parse(&[("no.such", "1")]).unwrap_err().to_string();
+        assert!(
+            e.contains("no.such") && e.contains("scan.bounded.mode"),
+            "{e}"
+        );
+        let e = parse(&[("scan.startup.mode", "timestamp")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("scan.startup.timestamp-millis"), "{e}");
+        let e = parse(&[("scan.startup.mode", "group-offsets")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("properties.group.id"), "{e}");
+        let e = parse(&[("scan.startup.specific-offsets", "partition:x,offset:1")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("partition:x"), "{e}");
+        let e = parse(&[("connect.timeout", "ten")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("connect.timeout"), "{e}");
+        let e = parse(&[("kafka.enable.auto.commit", "true")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("kafka.enable.auto.commit"), "{e}");
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration("k", "250ms").unwrap(),
+            Duration::from_millis(250)
+        );
+        assert_eq!(parse_duration("k", "3s").unwrap(), Duration::from_secs(3));
+        assert_eq!(parse_duration("k", "2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("k", "0s").is_err());
+        assert!(parse_duration("k", "5").is_err());
+    }
+
+    #[test]
+    fn secret_values_never_echoed() {
+        let e = invalid("sasl.password", "hunter2", "bad").to_string();
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+}

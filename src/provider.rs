@@ -1,0 +1,132 @@
+//! `StreamingTableProvider`: a topic (or stream) as an unbounded DataFusion table.
+
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::error::Result as DFResult;
+use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::error::Result;
+use crate::exec::TopicScanExec;
+use crate::options::{KafkaTableOptions, ScanOptions};
+use crate::planner::{TimestampOrder, plan_scan};
+use crate::pushdown::analyze;
+use crate::schema::{KAFKA_METADATA, MetadataColumn, TableSchema};
+use crate::source::Source;
+use crate::source::kafka::KafkaSource;
+
+/// A Kafka topic or NATS JetStream stream as a DataFusion table.
+///
+/// Columns are the value columns of the table's format followed by the metadata columns
+/// (`_topic`, `_partition`, `_offset`, `_timestamp`, `_key`, `_headers`). Each scan plans
+/// offset ranges per partition against the watermarks at query start, narrowed by filters on
+/// `_partition`, `_offset` and `_timestamp`; the plan is unbounded unless every range ends.
+#[derive(Debug)]
+pub struct StreamingTableProvider {
+    source: Arc<dyn Source>,
+    scan: ScanOptions,
+    schema: TableSchema,
+    timestamps: TimestampOrder,
+}
+
+impl StreamingTableProvider {
+    /// A table over any source; does not contact the brokers (timestamps are taken as
+    /// create-time unless `scan.timestamp.max-skew` is set).
+    pub fn try_new(
+        source: Arc<dyn Source>,
+        scan: ScanOptions,
+        value_schema: SchemaRef,
+        metadata: &[MetadataColumn],
+    ) -> Result<Self> {
+        scan.value_format.check_schema(&value_schema)?;
+        let fields = scan.value_format.value_fields(&value_schema);
+        let schema = TableSchema::try_new(fields, metadata)?;
+        let timestamps = TimestampOrder {
+            ordered: false,
+            max_skew_ms: scan.timestamp_max_skew.map(|d| d.as_millis() as i64),
+        };
+        Ok(Self {
+            source,
+            scan,
+            schema,
+            timestamps,
+        })
+    }
+
+    /// A Kafka table; checks that the topic exists (within the connect timeout) and whether
+    /// it uses log-append time.
+    pub async fn try_new_kafka(options: KafkaTableOptions) -> Result<Self> {
+        let source: Arc<dyn Source> = Arc::new(KafkaSource::new(options.kafka));
+        source.partitions().await?;
+        let ordered = source.timestamps_ordered().await?;
+        let mut table = Self::try_new(source, options.scan, options.value_schema, KAFKA_METADATA)?;
+        table.timestamps.ordered = ordered;
+        Ok(table)
+    }
+
+    /// The source this table reads.
+    pub fn source(&self) -> &Arc<dyn Source> {
+        &self.source
+    }
+
+    /// The scan settings.
+    pub fn scan_options(&self) -> &ScanOptions {
+        &self.scan
+    }
+
+    /// How `_timestamp` relates to offsets in this table.
+    pub fn timestamp_order(&self) -> TimestampOrder {
+        self.timestamps
+    }
+}
+
+#[async_trait]
+impl TableProvider for StreamingTableProvider {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(self.schema.schema())
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DFResult<Vec<TableProviderFilterPushDown>> {
+        Ok(filters
+            .iter()
+            .map(|f| {
+                let a = analyze(f, self.timestamps.ordered);
+                if a.exact {
+                    TableProviderFilterPushDown::Exact
+                } else if a.selection.is_all() {
+                    TableProviderFilterPushDown::Unsupported
+                } else {
+                    TableProviderFilterPushDown::Inexact
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let projection = self.schema.project(projection)?;
+        let scans = plan_scan(self.source.as_ref(), &self.scan, filters, self.timestamps).await?;
+        Ok(Arc::new(TopicScanExec::new(
+            Arc::clone(&self.source),
+            self.scan.value_format,
+            projection,
+            scans,
+            limit,
+        )))
+    }
+}

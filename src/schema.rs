@@ -1,0 +1,276 @@
+//! Table schemas: the value columns of the format followed by the metadata columns, and
+//! the projection plan that says which raw columns a scan must build.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int32Array, RecordBatch, RecordBatchOptions, StringArray};
+use arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+
+use crate::error::{Result, TopicsError};
+use crate::source::{ColumnNeeds, RawBatch, headers_data_type};
+
+/// A metadata column every row carries besides its value columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataColumn {
+    /// `_topic`: the topic (Kafka) or stream (NATS) name.
+    Topic,
+    /// `_partition`: the partition id.
+    Partition,
+    /// `_offset`: the Kafka offset or JetStream stream sequence.
+    Offset,
+    /// `_timestamp`: the message timestamp (UTC, milliseconds).
+    Timestamp,
+    /// `_key`: the message key bytes.
+    Key,
+    /// `_headers`: header name to bytes.
+    Headers,
+    /// `_subject`: the NATS subject.
+    Subject,
+}
+
+/// The metadata columns of a Kafka table, in schema order.
+pub const KAFKA_METADATA: &[MetadataColumn] = &[
+    MetadataColumn::Topic,
+    MetadataColumn::Partition,
+    MetadataColumn::Offset,
+    MetadataColumn::Timestamp,
+    MetadataColumn::Key,
+    MetadataColumn::Headers,
+];
+
+impl MetadataColumn {
+    /// The column name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Topic => "_topic",
+            Self::Partition => "_partition",
+            Self::Offset => "_offset",
+            Self::Timestamp => "_timestamp",
+            Self::Key => "_key",
+            Self::Headers => "_headers",
+            Self::Subject => "_subject",
+        }
+    }
+
+    /// The Arrow field.
+    pub fn field(&self) -> Field {
+        let (dt, nullable) = match self {
+            Self::Topic | Self::Subject => (DataType::Utf8, false),
+            Self::Partition => (DataType::Int32, false),
+            Self::Offset => (DataType::Int64, false),
+            Self::Timestamp => (
+                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+                true,
+            ),
+            Self::Key => (DataType::Binary, true),
+            Self::Headers => (headers_data_type(), false),
+        };
+        Field::new(self.name(), dt, nullable)
+    }
+}
+
+/// The full schema of a topic table: value columns, then metadata columns.
+#[derive(Debug, Clone)]
+pub struct TableSchema {
+    schema: SchemaRef,
+    value_count: usize,
+    metadata: Vec<MetadataColumn>,
+}
+
+impl TableSchema {
+    /// Combines value fields with metadata columns; a value column may not shadow one.
+    pub fn try_new(value_fields: Fields, metadata: &[MetadataColumn]) -> Result<Self> {
+        if let Some(clash) = value_fields
+            .iter()
+            .find(|f| metadata.iter().any(|m| m.name() == f.name()))
+        {
+            return Err(TopicsError::InvalidSchema(format!(
+                "value column '{}' has the name of a metadata column; rename it",
+                clash.name()
+            )));
+        }
+        let mut fields: Vec<Field> = value_fields.iter().map(|f| f.as_ref().clone()).collect();
+        fields.extend(metadata.iter().map(MetadataColumn::field));
+        Ok(Self {
+            schema: Arc::new(Schema::new(fields)),
+            value_count: value_fields.len(),
+            metadata: metadata.to_vec(),
+        })
+    }
+
+    /// The Arrow schema.
+    pub fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    /// Index of a metadata column in the schema, if the table has it.
+    pub fn index_of(&self, column: MetadataColumn) -> Option<usize> {
+        self.metadata
+            .iter()
+            .position(|m| *m == column)
+            .map(|i| self.value_count + i)
+    }
+
+    /// Works out which raw columns and value columns a projection needs.
+    pub fn project(&self, projection: Option<&Vec<usize>>) -> Result<ProjectionPlan> {
+        let indices: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let mut needs = ColumnNeeds::default();
+        let mut value_fields = Vec::new();
+        let mut columns = Vec::with_capacity(indices.len());
+        for &i in &indices {
+            if i < self.value_count {
+                columns.push(OutputColumn::Value(value_fields.len()));
+                value_fields.push(self.schema.field(i).clone());
+                needs.value = true;
+            } else {
+                let m = *self.metadata.get(i - self.value_count).ok_or_else(|| {
+                    TopicsError::InvalidSchema(format!("projection index {i} is out of range"))
+                })?;
+                match m {
+                    MetadataColumn::Timestamp => needs.timestamp = true,
+                    MetadataColumn::Key => needs.key = true,
+                    MetadataColumn::Headers => needs.headers = true,
+                    MetadataColumn::Subject => needs.subject = true,
+                    MetadataColumn::Topic | MetadataColumn::Partition | MetadataColumn::Offset => {}
+                }
+                columns.push(OutputColumn::Metadata(m));
+            }
+        }
+        Ok(ProjectionPlan {
+            output_schema: Arc::new(self.schema.project(&indices)?),
+            value_schema: Arc::new(Schema::new(value_fields)),
+            columns,
+            needs,
+        })
+    }
+}
+
+/// Where one output column comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputColumn {
+    /// The i-th decoded value column.
+    Value(usize),
+    /// A metadata column.
+    Metadata(MetadataColumn),
+}
+
+/// What a scan must build for a projection, and how to assemble its output batches.
+#[derive(Debug, Clone)]
+pub struct ProjectionPlan {
+    /// Schema of the batches the scan emits.
+    pub output_schema: SchemaRef,
+    /// The value columns to decode, in output order.
+    pub value_schema: SchemaRef,
+    /// Source of each output column.
+    pub columns: Vec<OutputColumn>,
+    /// Raw columns the source must build.
+    pub needs: ColumnNeeds,
+}
+
+impl ProjectionPlan {
+    /// Builds an output batch from raw messages and their decoded value columns.
+    pub fn assemble(
+        &self,
+        topic: &str,
+        raw: &RawBatch,
+        values: &[ArrayRef],
+    ) -> Result<RecordBatch> {
+        let n = raw.len();
+        let missing = |c: MetadataColumn| {
+            TopicsError::InvalidSchema(format!("the source did not provide column {}", c.name()))
+        };
+        let columns = self
+            .columns
+            .iter()
+            .map(|c| -> Result<ArrayRef> {
+                Ok(match *c {
+                    OutputColumn::Value(i) => Arc::clone(&values[i]),
+                    OutputColumn::Metadata(m) => match m {
+                        MetadataColumn::Topic => {
+                            Arc::new(StringArray::from_iter_values(std::iter::repeat_n(topic, n)))
+                        }
+                        MetadataColumn::Partition => {
+                            Arc::new(Int32Array::from(vec![raw.partition; n]))
+                        }
+                        MetadataColumn::Offset => Arc::new(raw.offsets.clone()),
+                        MetadataColumn::Timestamp => {
+                            Arc::new(raw.timestamps.clone().ok_or_else(|| missing(m))?)
+                        }
+                        MetadataColumn::Key => {
+                            Arc::new(raw.keys.clone().ok_or_else(|| missing(m))?)
+                        }
+                        MetadataColumn::Headers => {
+                            Arc::new(raw.headers.clone().ok_or_else(|| missing(m))?)
+                        }
+                        MetadataColumn::Subject => {
+                            Arc::new(raw.subjects.clone().ok_or_else(|| missing(m))?)
+                        }
+                    },
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let options = RecordBatchOptions::new().with_row_count(Some(n));
+        Ok(RecordBatch::try_new_with_options(
+            Arc::clone(&self.output_schema),
+            columns,
+            &options,
+        )?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_columns_first_then_metadata() {
+        let t = TableSchema::try_new(
+            Fields::from(vec![Field::new("id", DataType::Int64, true)]),
+            KAFKA_METADATA,
+        )
+        .unwrap();
+        let names: Vec<_> = t
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "id",
+                "_topic",
+                "_partition",
+                "_offset",
+                "_timestamp",
+                "_key",
+                "_headers"
+            ]
+        );
+        assert_eq!(t.index_of(MetadataColumn::Offset), Some(3));
+        let p = t.project(Some(&vec![3, 0])).unwrap();
+        assert_eq!(
+            p.columns,
+            vec![
+                OutputColumn::Metadata(MetadataColumn::Offset),
+                OutputColumn::Value(0)
+            ]
+        );
+        assert!(p.needs.value && !p.needs.key && !p.needs.timestamp);
+        let p = t.project(Some(&vec![])).unwrap();
+        assert_eq!(p.needs, ColumnNeeds::default());
+    }
+
+    #[test]
+    fn clash_with_metadata_is_rejected() {
+        let err = TableSchema::try_new(
+            Fields::from(vec![Field::new("_offset", DataType::Int64, true)]),
+            KAFKA_METADATA,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("_offset"));
+    }
+}

@@ -1,0 +1,103 @@
+//! Session setup for topic tables: a physical optimizer rule that turns DataFusion's bare
+//! "pipeline breaking" rejection of unbounded scans into advice on how to bound the query.
+
+use std::sync::Arc;
+
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::config::ConfigOptions;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::SessionStateBuilder;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
+use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
+use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::exec::TopicScanExec;
+
+/// Rejects, with advice, a plan that needs all of an unbounded topic scan's input.
+#[derive(Debug, Default)]
+pub struct BoundTheScanHint;
+
+impl BoundTheScanHint {
+    /// The first operator (bottom-up) that must see all of its unbounded input.
+    fn find_breaker(plan: &Arc<dyn ExecutionPlan>) -> Option<Arc<dyn ExecutionPlan>> {
+        if let Some(found) = plan.children().into_iter().find_map(Self::find_breaker) {
+            return Some(found);
+        }
+        let breaks = match plan.boundedness() {
+            Boundedness::Unbounded {
+                requires_infinite_memory,
+            } => requires_infinite_memory || plan.pipeline_behavior() == EmissionType::Final,
+            Boundedness::Bounded => false,
+        };
+        breaks.then(|| Arc::clone(plan))
+    }
+
+    /// The unbounded topic scans below `plan`, as `source` strings.
+    fn unbounded_scans(plan: &Arc<dyn ExecutionPlan>) -> Vec<String> {
+        let mut out = Vec::new();
+        let _ = plan.apply(|node| {
+            if let Some(scan) = node.downcast_ref::<TopicScanExec>()
+                && !scan.is_bounded()
+            {
+                out.push(scan.source_name());
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        out
+    }
+}
+
+impl PhysicalOptimizerRule for BoundTheScanHint {
+    fn optimize(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        _config: &ConfigOptions,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let Some(breaker) = Self::find_breaker(&plan) else {
+            return Ok(plan);
+        };
+        let scans = Self::unbounded_scans(&breaker);
+        if scans.is_empty() {
+            return Ok(plan);
+        }
+        Err(DataFusionError::Plan(format!(
+            "{} needs all of its input before it can produce a row, but the scan of {} is unbounded \
+             (it follows the log and never ends). Bound the scan with one of: a filter on _offset \
+             (WHERE _offset < 1000) or _partition and _offset together; an upper bound on _timestamp \
+             (for log-append-time topics, or with the table option 'scan.timestamp.max-skew'); a LIMIT \
+             in a subquery (SELECT … FROM (SELECT * FROM t LIMIT 1000)); or the table option \
+             'scan.bounded.mode' = 'latest-offset' to read what exists when the query starts.",
+            breaker.name(),
+            scans.join(", ")
+        )))
+    }
+
+    fn name(&self) -> &str {
+        "BoundTheScanHint"
+    }
+
+    fn schema_check(&self) -> bool {
+        true
+    }
+}
+
+/// DataFusion's default session with [`BoundTheScanHint`] placed before the sanity check.
+pub fn session_state_builder(config: SessionConfig) -> SessionStateBuilder {
+    let mut rules = PhysicalOptimizer::new().rules;
+    let at = rules
+        .iter()
+        .position(|r| r.name() == "SanityCheckPlan")
+        .unwrap_or(rules.len());
+    rules.insert(at, Arc::new(BoundTheScanHint));
+    SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features()
+        .with_physical_optimizer_rules(rules)
+}
+
+/// A `SessionContext` set up for topic tables (see [`session_state_builder`]).
+pub fn session_context() -> SessionContext {
+    SessionContext::new_with_state(session_state_builder(SessionConfig::new()).build())
+}

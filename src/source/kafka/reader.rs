@@ -1,0 +1,228 @@
+//! Reading one partition's offset range on a dedicated thread, batch by batch.
+//!
+//! The thread owns one librdkafka consumer assigned to a single partition (no group, no
+//! commits) and sends [`RawBatch`]es through a small bounded channel: backpressure comes from
+//! the channel, and dropping the stream closes it, which ends the thread within one poll
+//! interval and releases the consumer.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Headers;
+use rdkafka::{Message, Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+
+use super::KafkaConfig;
+use crate::error::{Result, TopicsError};
+use crate::source::{OffsetRange, RawBatch, RawBatchBuilder, RawBatchStream, ReadRequest};
+
+/// How long a poll waits before checking whether the reader was cancelled.
+const POLL_INTERVAL: Duration = Duration::from_millis(100);
+/// How long buffered messages of a live stream may wait for more before being emitted.
+const LINGER: Duration = Duration::from_millis(50);
+
+/// Partition readers currently running in this process, per topic.
+static RUNNING: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
+
+/// Number of partition readers (each with its own consumer) of `topic` running in this
+/// process, for monitoring and leak checks: it drops back once scans finish or are dropped.
+pub fn running_readers(topic: &str) -> usize {
+    RUNNING
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(topic)
+        .copied()
+        .unwrap_or(0)
+}
+
+/// Counts a running reader until dropped, however the reader ends.
+struct RunningGuard(String);
+
+impl RunningGuard {
+    fn start(topic: &str) -> Self {
+        *RUNNING
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(topic.to_string())
+            .or_default() += 1;
+        Self(topic.to_string())
+    }
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = running.get_mut(&self.0) {
+            *n -= 1;
+            if *n == 0 {
+                running.remove(&self.0);
+            }
+        }
+    }
+}
+
+/// Starts reading `range` of `partition`; see the module docs.
+pub(super) fn read_partition(
+    config: KafkaConfig,
+    partition: i32,
+    range: OffsetRange,
+    request: ReadRequest,
+) -> RawBatchStream {
+    if range.is_empty() || request.max_messages == Some(0) {
+        return futures::stream::empty().boxed();
+    }
+    let (tx, rx) = mpsc::channel::<Result<RawBatch>>(2);
+    let name = format!("kafka-{}-{partition}", config.topic);
+    let guard = RunningGuard::start(&config.topic);
+    let spawned = std::thread::Builder::new().name(name).spawn(move || {
+        let _guard = guard;
+        if let Err(e) = run(&config, partition, range, request, &tx) {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    if let Err(e) = spawned {
+        let err = TopicsError::Client {
+            kind: "kafka",
+            action: format!("starting a reader for partition {partition}"),
+            detail: e.to_string(),
+        };
+        return futures::stream::once(async move { Err(err) }).boxed();
+    }
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+    .boxed()
+}
+
+/// Sends a finished batch; returns false when the receiver is gone (the scan was dropped).
+fn emit(tx: &mpsc::Sender<Result<RawBatch>>, builder: &mut RawBatchBuilder) -> bool {
+    builder.is_empty() || tx.blocking_send(Ok(builder.finish())).is_ok()
+}
+
+fn run(
+    config: &KafkaConfig,
+    partition: i32,
+    range: OffsetRange,
+    request: ReadRequest,
+    tx: &mpsc::Sender<Result<RawBatch>>,
+) -> Result<()> {
+    let topic = &config.topic;
+    let action = || format!("reading {topic} partition {partition} range {range}");
+    let consumer: BaseConsumer = config
+        .consumer_config(None)
+        .create()
+        .map_err(|e| config.client_error(action(), e))?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Offset(range.start))
+        .map_err(|e| config.client_error(action(), e))?;
+    consumer
+        .assign(&tpl)
+        .map_err(|e| config.client_error(action(), e))?;
+
+    let mut builder = RawBatchBuilder::new(partition, request.needs, request.batch_rows.max(1));
+    let mut remaining = request.max_messages.unwrap_or(u64::MAX);
+    let mut next_offset = range.start;
+    let mut first_buffered: Option<Instant> = None;
+
+    loop {
+        if tx.is_closed() {
+            return Ok(());
+        }
+        match consumer.poll(POLL_INTERVAL) {
+            None => {
+                if first_buffered.is_some_and(|t| t.elapsed() >= LINGER) {
+                    first_buffered = None;
+                    if !emit(tx, &mut builder) {
+                        return Ok(());
+                    }
+                }
+            }
+            Some(Ok(m)) => {
+                let offset = m.offset();
+                if range.end.is_some_and(|end| offset >= end) {
+                    emit(tx, &mut builder);
+                    return Ok(());
+                }
+                builder.append(
+                    offset,
+                    m.timestamp().to_millis(),
+                    m.key(),
+                    m.payload(),
+                    || {
+                        m.headers()
+                            .into_iter()
+                            .flat_map(|h| h.iter())
+                            .map(|h| (h.key, h.value))
+                    },
+                );
+                next_offset = offset + 1;
+                remaining -= 1;
+                first_buffered.get_or_insert_with(Instant::now);
+                let range_done = range.end.is_some_and(|end| next_offset >= end);
+                if remaining == 0 || range_done {
+                    emit(tx, &mut builder);
+                    return Ok(());
+                }
+                if builder.is_full() {
+                    first_buffered = None;
+                    if !emit(tx, &mut builder) {
+                        return Ok(());
+                    }
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => {
+                // Caught up with the high watermark: every offset below it was delivered, and a
+                // closed range never ends beyond the high watermark it was planned against.
+                first_buffered = None;
+                if !emit(tx, &mut builder) || range.end.is_some() {
+                    return Ok(());
+                }
+            }
+            Some(Err(e)) if is_transient(&e) => {
+                // librdkafka reconnects by itself; a live scan keeps waiting for the brokers.
+                log::warn!("{}: {}", action(), config.properties.scrub(e.to_string()));
+            }
+            Some(Err(e)) => {
+                emit(tx, &mut builder);
+                return Err(match e.rdkafka_error_code() {
+                    Some(
+                        RDKafkaErrorCode::OffsetOutOfRange | RDKafkaErrorCode::AutoOffsetReset,
+                    ) => TopicsError::DataLoss {
+                        topic: topic.clone(),
+                        partition,
+                        offset: next_offset,
+                        detail: config.properties.scrub(e.to_string()),
+                    },
+                    Some(
+                        RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic,
+                    ) => TopicsError::UnknownTopic {
+                        kind: "kafka",
+                        topic: topic.clone(),
+                        brokers: config.bootstrap_servers.clone(),
+                    },
+                    _ => config.client_error(format!("{} at offset {next_offset}", action()), e),
+                });
+            }
+        }
+    }
+}
+
+/// Connection-level errors librdkafka recovers from on its own.
+fn is_transient(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::Resolve
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+        )
+    )
+}
