@@ -1,6 +1,6 @@
 //! The README demo: creates a 3-partition topic of JSON orders on the given brokers, then
-//! queries it through datafusion-topics — a bounded snapshot, per-partition offsets, and a
-//! LIMIT on the unbounded (live) table.
+//! queries it through datafusion-topics — a bounded snapshot, per-partition offsets, a LIMIT
+//! on the unbounded (live) table, and an offset range pushed down into the scan.
 //!
 //! Run with `scripts/demo.sh` (starts local brokers), or
 //! `cargo run --example demo -- 127.0.0.1:9092` against your own.
@@ -66,8 +66,11 @@ async fn main() -> Result<(), BoxError> {
          FROM orders GROUP BY _partition ORDER BY _partition",
         "SELECT customer, count(*) AS orders, round(sum(amount), 2) AS total \
          FROM orders GROUP BY customer ORDER BY total DESC",
-        "SELECT id, customer, amount, _partition, _offset, _key, _headers FROM orders_live LIMIT 5",
-        "EXPLAIN SELECT customer, amount FROM orders",
+        "SELECT id, customer, amount, _partition, _offset, CAST(_key AS VARCHAR) AS key, \
+         CAST(_headers['source'] AS VARCHAR) AS source FROM orders_live LIMIT 5",
+        "SELECT _partition, _offset, id, customer FROM orders_live \
+         WHERE _partition = 1 AND _offset BETWEEN 100 AND 104",
+        "EXPLAIN SELECT customer, amount FROM orders_live WHERE _partition = 1 AND _offset BETWEEN 100 AND 104",
     ] {
         println!("> {query}");
         ctx.sql(query).await?.show().await?;
