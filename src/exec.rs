@@ -7,8 +7,11 @@ use std::sync::Arc;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::error::{DataFusionError, Result as DFResult};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::SortExpr;
 use datafusion::physical_expr::expressions::Column;
-use datafusion::physical_expr::{EquivalenceProperties, LexOrdering, PhysicalSortExpr};
+use datafusion::physical_expr::{
+    EquivalenceProperties, LexOrdering, PhysicalSortExpr, create_ordering,
+};
 use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::metrics::{
     BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, MetricsSet, Time,
@@ -34,6 +37,7 @@ pub struct TopicScanExec {
     projection: ProjectionPlan,
     scans: Vec<PartitionScan>,
     limit: Option<usize>,
+    declared_order: Vec<Vec<SortExpr>>,
     props: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
@@ -47,16 +51,30 @@ impl TopicScanExec {
         scans: Vec<PartitionScan>,
         limit: Option<usize>,
     ) -> Self {
-        let props = Self::compute_properties(&projection, &scans, limit);
+        let props = Self::compute_properties(&projection, &scans, limit, &[]);
         Self {
             source,
             format,
             projection,
             scans,
             limit,
+            declared_order: Vec::new(),
             props: Arc::new(props),
             metrics: ExecutionPlanMetricsSet::new(),
         }
+    }
+
+    /// Declares orderings that hold within each partition (`WITH ORDER` in the DDL), on top
+    /// of the `_offset` order the scan always has.
+    pub fn with_declared_order(mut self, order: Vec<Vec<SortExpr>>) -> Self {
+        self.props = Arc::new(Self::compute_properties(
+            &self.projection,
+            &self.scans,
+            self.limit,
+            &order,
+        ));
+        self.declared_order = order;
+        self
     }
 
     /// The planned per-partition ranges, in output-partition order.
@@ -83,9 +101,14 @@ impl TopicScanExec {
         projection: &ProjectionPlan,
         scans: &[PartitionScan],
         limit: Option<usize>,
+        declared_order: &[Vec<SortExpr>],
     ) -> PlanProperties {
         let schema = Arc::clone(&projection.output_schema);
         let mut eq = EquivalenceProperties::new(Arc::clone(&schema));
+        // Columns the projection drops simply end the declared ordering there.
+        if let Ok(orderings) = create_ordering(&schema, declared_order) {
+            eq.add_orderings(orderings);
+        }
         // Within one output partition rows come in offset order.
         let offset_col = projection
             .columns
@@ -187,13 +210,16 @@ impl ExecutionPlan for TopicScanExec {
     }
 
     fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn ExecutionPlan>> {
-        Some(Arc::new(Self::new(
+        let exec = Self::new(
             Arc::clone(&self.source),
             self.format,
             self.projection.clone(),
             self.scans.clone(),
             limit,
-        )))
+        );
+        Some(Arc::new(
+            exec.with_declared_order(self.declared_order.clone()),
+        ))
     }
 
     fn metrics(&self) -> Option<MetricsSet> {

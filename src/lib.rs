@@ -39,6 +39,7 @@
 
 pub mod error;
 pub mod exec;
+pub mod factory;
 pub mod format;
 pub mod options;
 pub mod planner;
@@ -52,11 +53,12 @@ pub mod source;
 
 pub use error::{Result, TopicsError};
 pub use exec::TopicScanExec;
+pub use factory::TopicTableFactory;
 pub use format::ValueFormat;
 pub use options::{BoundedMode, KafkaTableOptions, ScanOptions, StartupMode};
 pub use planner::{PartitionScan, TimestampOrder};
 pub use provider::StreamingTableProvider;
-pub use session::{session_context, session_state_builder};
+pub use session::{session_context, session_state_builder, streaming_config};
 pub use source::kafka::{KafkaConfig, KafkaSource};
 pub use source::{OffsetRange, Source, Watermarks};
 

@@ -6,7 +6,7 @@ use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
 use datafusion::error::Result as DFResult;
-use datafusion::logical_expr::{Expr, TableProviderFilterPushDown, TableType};
+use datafusion::logical_expr::{Expr, SortExpr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 
 use crate::error::Result;
@@ -30,6 +30,7 @@ pub struct StreamingTableProvider {
     scan: ScanOptions,
     schema: TableSchema,
     timestamps: TimestampOrder,
+    order: Vec<Vec<SortExpr>>,
 }
 
 impl StreamingTableProvider {
@@ -53,6 +54,7 @@ impl StreamingTableProvider {
             scan,
             schema,
             timestamps,
+            order: Vec::new(),
         })
     }
 
@@ -65,6 +67,13 @@ impl StreamingTableProvider {
         let mut table = Self::try_new(source, options.scan, options.value_schema, KAFKA_METADATA)?;
         table.timestamps.ordered = ordered;
         Ok(table)
+    }
+
+    /// Declares orderings that hold within each partition (DDL `WITH ORDER`), for example
+    /// `_timestamp` on a log-append-time topic, so event-time windows stream.
+    pub fn with_order(mut self, order: Vec<Vec<SortExpr>>) -> Self {
+        self.order = order;
+        self
     }
 
     /// The source this table reads.
@@ -121,12 +130,13 @@ impl TableProvider for StreamingTableProvider {
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
         let projection = self.schema.project(projection)?;
         let scans = plan_scan(self.source.as_ref(), &self.scan, filters, self.timestamps).await?;
-        Ok(Arc::new(TopicScanExec::new(
+        let exec = TopicScanExec::new(
             Arc::clone(&self.source),
             self.scan.value_format,
             projection,
             scans,
             limit,
-        )))
+        );
+        Ok(Arc::new(exec.with_declared_order(self.order.clone())))
     }
 }

@@ -1,5 +1,6 @@
-//! Session setup for topic tables: a physical optimizer rule that turns DataFusion's bare
-//! "pipeline breaking" rejection of unbounded scans into advice on how to bound the query.
+//! Session setup for topic tables: the `STORED AS KAFKA` factory, and a physical optimizer
+//! rule that turns DataFusion's bare "pipeline breaking" rejection of unbounded scans into
+//! advice on how to bound the query.
 
 use std::sync::Arc;
 
@@ -83,7 +84,8 @@ impl PhysicalOptimizerRule for BoundTheScanHint {
     }
 }
 
-/// DataFusion's default session with [`BoundTheScanHint`] placed before the sanity check.
+/// DataFusion's default session with `STORED AS KAFKA` registered and [`BoundTheScanHint`]
+/// placed before the sanity check.
 pub fn session_state_builder(config: SessionConfig) -> SessionStateBuilder {
     let mut rules = PhysicalOptimizer::new().rules;
     let at = rules
@@ -95,9 +97,22 @@ pub fn session_state_builder(config: SessionConfig) -> SessionStateBuilder {
         .with_config(config)
         .with_default_features()
         .with_physical_optimizer_rules(rules)
+        .with_table_factory(
+            crate::factory::KAFKA.to_string(),
+            Arc::new(crate::factory::TopicTableFactory),
+        )
 }
 
-/// A `SessionContext` set up for topic tables (see [`session_state_builder`]).
+/// DataFusion's default configuration adjusted for unbounded topic scans: round-robin
+/// repartitioning is off, because splitting an ordered unbounded stream by batches leaves
+/// order-preserving merges waiting on inputs that may never receive a batch (an event-time
+/// window over a one-partition topic would never close).
+pub fn streaming_config() -> SessionConfig {
+    SessionConfig::new().set_bool("datafusion.optimizer.enable_round_robin_repartition", false)
+}
+
+/// A `SessionContext` set up for topic tables: [`streaming_config`] and
+/// [`session_state_builder`].
 pub fn session_context() -> SessionContext {
-    SessionContext::new_with_state(session_state_builder(SessionConfig::new()).build())
+    SessionContext::new_with_state(session_state_builder(streaming_config()).build())
 }

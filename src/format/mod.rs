@@ -51,7 +51,7 @@ impl ValueFormat {
                 )))
             }
             Self::Json if declared.fields().is_empty() => Err(TopicsError::InvalidSchema(
-                "value.format 'json' needs the value columns to be declared".into(),
+                "value.format 'json' needs the value columns: declare them, or let CREATE EXTERNAL TABLE infer them from a sample".into(),
             )),
             _ => Ok(()),
         }
@@ -120,4 +120,22 @@ pub trait ValueDecoder: Send {
 
 pub(crate) fn single_column(a: ArrayRef) -> Vec<ArrayRef> {
     vec![a]
+}
+
+/// Infers JSON columns from sample values (each one JSON object); fails when none parses.
+pub fn infer_json_schema(topic: &str, values: &[Vec<u8>]) -> Result<Schema> {
+    let parsed: Vec<serde_json::Value> = values
+        .iter()
+        .filter_map(|v| serde_json::from_slice::<serde_json::Value>(v).ok())
+        .filter(serde_json::Value::is_object)
+        .collect();
+    if parsed.is_empty() {
+        return Err(TopicsError::InvalidSchema(format!(
+            "cannot infer JSON columns of '{topic}': none of the {} sampled messages is a JSON object; declare the columns",
+            values.len()
+        )));
+    }
+    Ok(arrow::json::reader::infer_json_schema_from_iterator(
+        parsed.into_iter().map(Ok),
+    )?)
 }

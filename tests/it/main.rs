@@ -1,5 +1,6 @@
 //! Integration tests against real brokers (one test binary, one module per area).
 
+mod ddl;
 mod harness;
 mod kafka_errors;
 mod kafka_scan;
