@@ -276,3 +276,39 @@ pub fn sorted_rows(batches: &[RecordBatch]) -> Vec<String> {
     lines.sort();
     lines
 }
+
+/// The (`_partition`, `_offset`) pairs of batches whose first two columns are those, sorted.
+pub fn partition_offsets(batches: &[RecordBatch]) -> Vec<(i32, i64)> {
+    use datafusion::arrow::array::AsArray;
+    use datafusion::arrow::datatypes::{Int32Type, Int64Type};
+    let mut out: Vec<(i32, i64)> = batches
+        .iter()
+        .flat_map(|b| {
+            let p = b.column(0).as_primitive::<Int32Type>().clone();
+            let o = b.column(1).as_primitive::<Int64Type>().clone();
+            (0..b.num_rows()).map(move |i| (p.value(i), o.value(i)))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Reads string values (first column) from a live stream until `want` arrived (30 s at most).
+pub async fn next_strings(
+    stream: &mut datafusion::execution::SendableRecordBatchStream,
+    want: usize,
+) -> Vec<String> {
+    use datafusion::arrow::array::AsArray;
+    use futures::StreamExt;
+    let mut values = Vec::new();
+    while values.len() < want {
+        let batch = tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .expect("rows did not arrive within 30 s")
+            .expect("stream ended")
+            .expect("stream error");
+        let col = batch.column(0).as_string::<i32>();
+        values.extend((0..batch.num_rows()).map(|i| col.value(i).to_string()));
+    }
+    values
+}

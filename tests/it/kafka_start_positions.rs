@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::{Int32Type, Int64Type};
+use datafusion::arrow::datatypes::Int64Type;
 use datafusion::physical_plan::execute_stream;
 use futures::StreamExt;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -13,17 +13,7 @@ use crate::harness::*;
 
 /// (partition, offset) pairs a query returns, sorted.
 async fn positions(ctx: &datafusion::prelude::SessionContext) -> Vec<(i32, i64)> {
-    let batches = sql(ctx, "SELECT _partition, _offset FROM t").await;
-    let mut out: Vec<(i32, i64)> = batches
-        .iter()
-        .flat_map(|b| {
-            let p = b.column(0).as_primitive::<Int32Type>().clone();
-            let o = b.column(1).as_primitive::<Int64Type>().clone();
-            (0..b.num_rows()).map(move |i| (p.value(i), o.value(i)))
-        })
-        .collect();
-    out.sort();
-    out
+    partition_offsets(&sql(ctx, "SELECT _partition, _offset FROM t").await)
 }
 
 fn all(partitions: i32, per_partition: i64, from: impl Fn(i32) -> i64) -> Vec<(i32, i64)> {
@@ -106,16 +96,7 @@ async fn latest_start_reads_only_new_messages() {
         ],
     )
     .await;
-    let mut seen = Vec::new();
-    while seen.len() < 2 {
-        let batch = tokio::time::timeout(Duration::from_secs(30), stream.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        let col = batch.column(0).as_string::<i32>();
-        seen.extend((0..batch.num_rows()).map(|i| col.value(i).to_string()));
-    }
+    let mut seen = next_strings(&mut stream, 2).await;
     seen.sort();
     assert_eq!(seen, ["new-0", "new-1"]);
     // Nothing else arrives.

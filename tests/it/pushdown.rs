@@ -4,8 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::arrow::array::AsArray;
-use datafusion::arrow::datatypes::{Int32Type, Int64Type};
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties, collect, displayable};
 use datafusion::prelude::SessionContext;
 use datafusion_topics::TopicScanExec;
@@ -45,15 +43,7 @@ async fn run(
         .await
         .unwrap();
     let batches = collect(Arc::clone(&plan), ctx.task_ctx()).await.unwrap();
-    let mut pairs: Vec<(i32, i64)> = batches
-        .iter()
-        .flat_map(|b| {
-            let p = b.column(0).as_primitive::<Int32Type>().clone();
-            let o = b.column(1).as_primitive::<Int64Type>().clone();
-            (0..b.num_rows()).map(move |i| (p.value(i), o.value(i)))
-        })
-        .collect();
-    pairs.sort();
+    let pairs = partition_offsets(&batches);
     let fetched = fetched(&plan);
     (pairs, plan, fetched)
 }
