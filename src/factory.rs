@@ -12,16 +12,20 @@ use futures::StreamExt;
 
 use crate::error::Result;
 use crate::format::ValueFormat;
-use crate::options::KafkaTableOptions;
+use crate::options::{KafkaTableOptions, NatsTableOptions, ScanOptions};
 use crate::provider::StreamingTableProvider;
-use crate::schema::KAFKA_METADATA;
+use crate::schema::{KAFKA_METADATA, NATS_METADATA};
 use crate::source::kafka::KafkaSource;
+use crate::source::nats::NatsSource;
 use crate::source::{ColumnNeeds, OffsetRange, ReadRequest, Source};
 
-/// The `STORED AS` names this factory serves.
+/// `STORED AS KAFKA`.
 pub const KAFKA: &str = "KAFKA";
+/// `STORED AS NATS`.
+pub const NATS: &str = "NATS";
 
-/// Creates topic tables from `CREATE EXTERNAL TABLE … STORED AS KAFKA LOCATION 'kafka://…'`.
+/// Creates topic tables from `CREATE EXTERNAL TABLE … STORED AS KAFKA LOCATION 'kafka://…'`
+/// and `… STORED AS NATS LOCATION 'nats://…/STREAM'`.
 #[derive(Debug, Default)]
 pub struct TopicTableFactory;
 
@@ -32,12 +36,17 @@ impl TableProviderFactory for TopicTableFactory {
         _state: &dyn Session,
         cmd: &CreateExternalTable,
     ) -> DFResult<Arc<dyn TableProvider>> {
-        if !cmd.file_type.eq_ignore_ascii_case(KAFKA) {
-            return Err(DataFusionError::Plan(format!(
-                "STORED AS {} is not a topic table type; use STORED AS KAFKA",
-                cmd.file_type
-            )));
-        }
+        let kind = cmd.file_type.to_ascii_uppercase();
+        let metadata = match kind.as_str() {
+            KAFKA => KAFKA_METADATA,
+            NATS => NATS_METADATA,
+            _ => {
+                return Err(DataFusionError::Plan(format!(
+                    "STORED AS {} is not a topic table type; use STORED AS KAFKA or STORED AS NATS",
+                    cmd.file_type
+                )));
+            }
+        };
         if !cmd.table_partition_cols.is_empty() {
             return Err(DataFusionError::Plan(
                 "PARTITIONED BY does not apply to topic tables: partitions come from the topic"
@@ -48,7 +57,7 @@ impl TableProviderFactory for TopicTableFactory {
             [one] => one,
             other => {
                 return Err(DataFusionError::Plan(format!(
-                    "a topic table needs exactly one LOCATION 'kafka://host:port/topic', got {}",
+                    "a topic table needs exactly one LOCATION ('kafka://host:port/topic' or 'nats://host:port/STREAM'), got {}",
                     other.len()
                 )));
             }
@@ -59,22 +68,34 @@ impl TableProviderFactory for TopicTableFactory {
             .schema
             .fields()
             .iter()
-            .filter(|f| !KAFKA_METADATA.iter().any(|m| m.name() == f.name()))
+            .filter(|f| !metadata.iter().any(|m| m.name() == f.name()))
             .cloned()
             .collect();
         let declared: SchemaRef = Arc::new(Schema::new(value_fields));
-        let mut parsed = KafkaTableOptions::parse(location, declared, &cmd.options)?;
-        if parsed.scan.value_format == ValueFormat::Json && parsed.value_schema.fields().is_empty()
-        {
-            let source = KafkaSource::new(parsed.kafka.clone());
-            parsed.value_schema =
-                Arc::new(infer_json_schema(&source, parsed.scan.json_infer_sample).await?);
-        }
-        let table = StreamingTableProvider::try_new_kafka(parsed)
-            .await?
-            .with_order(cmd.order_exprs.clone());
+        let table = if kind == KAFKA {
+            let mut parsed = KafkaTableOptions::parse(location, declared, &cmd.options)?;
+            if needs_inference(&parsed.scan, &parsed.value_schema) {
+                let source = KafkaSource::new(parsed.kafka.clone());
+                parsed.value_schema =
+                    Arc::new(infer_json_schema(&source, parsed.scan.json_infer_sample).await?);
+            }
+            StreamingTableProvider::try_new_kafka(parsed).await?
+        } else {
+            let mut parsed = NatsTableOptions::parse(location, declared, &cmd.options)?;
+            if needs_inference(&parsed.scan, &parsed.value_schema) {
+                let source = NatsSource::new(parsed.nats.clone());
+                parsed.value_schema =
+                    Arc::new(infer_json_schema(&source, parsed.scan.json_infer_sample).await?);
+            }
+            StreamingTableProvider::try_new_nats(parsed).await?
+        };
+        let table = table.with_order(cmd.order_exprs.clone());
         Ok(Arc::new(table))
     }
+}
+
+fn needs_inference(scan: &ScanOptions, value_schema: &Schema) -> bool {
+    scan.value_format == ValueFormat::Json && value_schema.fields().is_empty()
 }
 
 /// Infers JSON value columns from the newest `sample` messages of the topic (spread evenly

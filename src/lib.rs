@@ -55,11 +55,12 @@ pub use error::{Result, TopicsError};
 pub use exec::TopicScanExec;
 pub use factory::TopicTableFactory;
 pub use format::ValueFormat;
-pub use options::{BoundedMode, KafkaTableOptions, ScanOptions, StartupMode};
+pub use options::{BoundedMode, KafkaTableOptions, NatsTableOptions, ScanOptions, StartupMode};
 pub use planner::{PartitionScan, TimestampOrder};
 pub use provider::StreamingTableProvider;
 pub use session::{session_context, session_state_builder, streaming_config};
 pub use source::kafka::{KafkaConfig, KafkaSource};
+pub use source::nats::{NatsConfig, NatsPartitioning, NatsSource};
 pub use source::{OffsetRange, Source, Watermarks};
 
 /// The README's Rust examples, compiled as doc tests.

@@ -13,6 +13,7 @@ use crate::error::{Result, TopicsError};
 use crate::format::ValueFormat;
 use crate::secret::{ClientProperties, REDACTED, is_secret_key};
 use crate::source::kafka::KafkaConfig;
+use crate::source::nats::{NatsConfig, NatsPartitioning, parse_nats_location};
 
 /// One documented table option: its key, accepted values, default and meaning.
 #[derive(Debug, Clone, Copy)]
@@ -27,8 +28,8 @@ pub struct OptionDoc {
     pub meaning: &'static str,
 }
 
-/// Every option a Kafka table accepts.
-pub const KAFKA_OPTIONS: &[OptionDoc] = &[
+/// Options every topic table accepts, whatever its source.
+pub const SCAN_OPTIONS: &[OptionDoc] = &[
     OptionDoc {
         key: "value.format",
         values: "raw | string | json",
@@ -83,6 +84,10 @@ pub const KAFKA_OPTIONS: &[OptionDoc] = &[
         default: "unset (0 for log-append-time topics)",
         meaning: "Declares that no message's timestamp is more than this much earlier than that of a message before it in its partition, so `_timestamp <` filters can end the scan.",
     },
+];
+
+/// Options only Kafka tables accept (besides [`SCAN_OPTIONS`]).
+pub const KAFKA_OPTIONS: &[OptionDoc] = &[
     OptionDoc {
         key: "properties.group.id",
         values: "consumer group id",
@@ -90,16 +95,74 @@ pub const KAFKA_OPTIONS: &[OptionDoc] = &[
         meaning: "Group whose committed offsets scan.startup.mode = group-offsets starts from, and the group.id clients present (for ACLs). Scans never join the group nor commit to it.",
     },
     OptionDoc {
+        key: "kafka.*",
+        values: "any librdkafka property",
+        default: "",
+        meaning: "Passed to the client as is (security.protocol, sasl.*, ssl.*, fetch tuning). Secrets are never printed.",
+    },
+    OptionDoc {
         key: "connect.timeout",
         values: "duration such as 500ms, 10s, 1m",
         default: "10s",
         meaning: "How long metadata requests may wait for the brokers before the query fails.",
     },
+];
+
+/// Options only NATS tables accept (besides [`SCAN_OPTIONS`]).
+pub const NATS_OPTIONS: &[OptionDoc] = &[
     OptionDoc {
-        key: "kafka.*",
-        values: "any librdkafka property",
+        key: "nats.partitioning",
+        values: "stream | subject | streams",
+        default: "stream",
+        meaning: "How partitions map onto JetStream: the whole stream is one partition; one partition per filter subject (nats.subjects); or the streams <name>-0 … <name>-<n-1> (nats.partitions).",
+    },
+    OptionDoc {
+        key: "nats.subjects",
+        values: "subject list (a,b,c) or one wildcard (orders.*)",
         default: "",
-        meaning: "Passed to the client as is (security.protocol, sasl.*, ssl.*, fetch tuning). Secrets are never printed.",
+        meaning: "With nats.partitioning = subject: partition i reads the i-th subject; with a wildcard, one partition per matching subject (numbered by the wildcard token when it is a number, as {{partition(n, ...)}} transforms produce).",
+    },
+    OptionDoc {
+        key: "nats.partitions",
+        values: "number of streams",
+        default: "",
+        meaning: "With nats.partitioning = streams: how many streams <name>-0 … <name>-<n-1> there are.",
+    },
+    OptionDoc {
+        key: "nats.user",
+        values: "user name",
+        default: "",
+        meaning: "User for user/password authentication (with nats.password).",
+    },
+    OptionDoc {
+        key: "nats.password",
+        values: "password",
+        default: "",
+        meaning: "Password (never printed).",
+    },
+    OptionDoc {
+        key: "nats.token",
+        values: "token",
+        default: "",
+        meaning: "Token authentication (never printed).",
+    },
+    OptionDoc {
+        key: "nats.creds-file",
+        values: "path",
+        default: "",
+        meaning: "Credentials file (JWT + nkey seed).",
+    },
+    OptionDoc {
+        key: "nats.nkey-seed",
+        values: "nkey seed",
+        default: "",
+        meaning: "NKey seed authentication (never printed).",
+    },
+    OptionDoc {
+        key: "connect.timeout",
+        values: "duration such as 500ms, 10s, 1m",
+        default: "10s",
+        meaning: "How long metadata requests may wait for the brokers before the query fails.",
     },
 ];
 
@@ -187,175 +250,30 @@ impl KafkaTableOptions {
     ) -> Result<Self> {
         let (bootstrap, topic) = parse_kafka_location(location)?;
         let mut kafka = KafkaConfig::new(bootstrap, topic);
-        let mut scan = ScanOptions::default();
-        let mut format_name: Option<String> = None;
-        let mut startup_ts = None;
-        let mut startup_offsets = None;
-        let mut bounded_ts = None;
-        let mut bounded_offsets = None;
-        let mut startup_mode: Option<String> = None;
-        let mut bounded_mode: Option<String> = None;
-
-        let mut keys: Vec<_> = options.iter().collect();
-        keys.sort();
-        for (raw_key, value) in keys {
-            let key = raw_key.strip_prefix("format.").unwrap_or(raw_key);
-            match key {
-                "value.format" => format_name = Some(value.to_ascii_lowercase()),
-                "scan.startup.mode" => startup_mode = Some(value.to_ascii_lowercase()),
-                "scan.startup.timestamp-millis" => startup_ts = Some(parse_i64(key, value)?),
-                "scan.startup.specific-offsets" => {
-                    startup_offsets = Some(parse_specific_offsets(key, value)?)
-                }
-                "scan.bounded.mode" => bounded_mode = Some(value.to_ascii_lowercase()),
-                "scan.bounded.timestamp-millis" => bounded_ts = Some(parse_i64(key, value)?),
-                "scan.bounded.specific-offsets" => {
-                    bounded_offsets = Some(parse_specific_offsets(key, value)?)
-                }
-                "properties.group.id" => {
-                    let group = non_empty(key, value)?;
-                    kafka.group_id = Some(group.clone());
-                    scan.group_id = Some(group);
-                }
-                "connect.timeout" => kafka.timeout = parse_duration(key, value)?,
-                "value.json.infer-sample-size" => {
-                    scan.json_infer_sample = value
-                        .trim()
-                        .parse()
-                        .ok()
-                        .filter(|n| (1..=1_000_000).contains(n))
-                        .ok_or_else(|| {
-                            invalid(
-                                key,
-                                value,
-                                "expected a number of messages from 1 to 1000000",
-                            )
-                        })?
-                }
-                "scan.timestamp.max-skew" => {
-                    scan.timestamp_max_skew = Some(parse_duration_allow_zero(key, value)?)
-                }
-                _ => match key.strip_prefix("kafka.") {
-                    Some(prop) if !prop.is_empty() => kafka.set_property(prop, value)?,
-                    _ => {
-                        return Err(TopicsError::UnknownOption {
-                            key: key.to_string(),
-                            valid: valid_keys(KAFKA_OPTIONS),
-                        });
+        let mut group_id = None;
+        let mut scan =
+            parse_scan_options(&value_schema, options, KAFKA_OPTIONS, &mut |key, value| {
+                match key {
+                    "properties.group.id" => {
+                        let group = non_empty(key, value)?;
+                        kafka.group_id = Some(group.clone());
+                        group_id = Some(group);
                     }
-                },
-            }
-        }
-
-        scan.startup = match startup_mode.as_deref() {
-            None if startup_offsets.is_some() => StartupMode::SpecificOffsets(Default::default()),
-            None if startup_ts.is_some() => StartupMode::Timestamp(0),
-            None | Some("earliest-offset" | "earliest") => StartupMode::Earliest,
-            Some("latest-offset" | "latest") => StartupMode::Latest,
-            Some("group-offsets") => StartupMode::GroupOffsets,
-            Some("timestamp") => StartupMode::Timestamp(0),
-            Some("specific-offsets") => StartupMode::SpecificOffsets(Default::default()),
-            Some(other) => {
-                return Err(invalid(
-                    "scan.startup.mode",
-                    other,
-                    "expected earliest-offset, latest-offset, group-offsets, timestamp or specific-offsets",
-                ));
-            }
-        };
-        match &mut scan.startup {
-            StartupMode::Timestamp(ts) => {
-                *ts = startup_ts.ok_or_else(|| {
-                    missing(
-                        "scan.startup.timestamp-millis",
-                        "scan.startup.mode",
-                        "timestamp",
-                    )
-                })?
-            }
-            StartupMode::SpecificOffsets(map) => {
-                *map = startup_offsets.ok_or_else(|| {
-                    missing(
-                        "scan.startup.specific-offsets",
-                        "scan.startup.mode",
-                        "specific-offsets",
-                    )
-                })?
-            }
-            StartupMode::GroupOffsets if scan.group_id.is_none() => {
-                return Err(missing(
-                    "properties.group.id",
-                    "scan.startup.mode",
-                    "group-offsets",
-                ));
-            }
-            _ => {
-                if startup_ts.is_some() || startup_offsets.is_some() {
-                    return Err(invalid(
-                        "scan.startup.mode",
-                        startup_mode.as_deref().unwrap_or("earliest-offset"),
-                        "a startup timestamp or specific offsets were given, but the mode does not use them",
-                    ));
+                    "connect.timeout" => kafka.timeout = parse_duration(key, value)?,
+                    _ => match key.strip_prefix("kafka.") {
+                        Some(prop) if !prop.is_empty() => kafka.set_property(prop, value)?,
+                        _ => return Ok(false),
+                    },
                 }
-            }
-        }
-
-        scan.bounded = match bounded_mode.as_deref() {
-            None if bounded_offsets.is_some() => BoundedMode::SpecificOffsets(Default::default()),
-            None if bounded_ts.is_some() => BoundedMode::Timestamp(0),
-            None | Some("unbounded") => BoundedMode::Unbounded,
-            Some("latest-offset" | "latest" | "snapshot") => BoundedMode::LatestOffset,
-            Some("timestamp") => BoundedMode::Timestamp(0),
-            Some("specific-offsets") => BoundedMode::SpecificOffsets(Default::default()),
-            Some(other) => {
-                return Err(invalid(
-                    "scan.bounded.mode",
-                    other,
-                    "expected unbounded, latest-offset, timestamp or specific-offsets",
-                ));
-            }
-        };
-        match &mut scan.bounded {
-            BoundedMode::Timestamp(ts) => {
-                *ts = bounded_ts.ok_or_else(|| {
-                    missing(
-                        "scan.bounded.timestamp-millis",
-                        "scan.bounded.mode",
-                        "timestamp",
-                    )
-                })?
-            }
-            BoundedMode::SpecificOffsets(map) => {
-                *map = bounded_offsets.ok_or_else(|| {
-                    missing(
-                        "scan.bounded.specific-offsets",
-                        "scan.bounded.mode",
-                        "specific-offsets",
-                    )
-                })?
-            }
-            _ => {
-                if bounded_ts.is_some() || bounded_offsets.is_some() {
-                    return Err(invalid(
-                        "scan.bounded.mode",
-                        bounded_mode.as_deref().unwrap_or("unbounded"),
-                        "a bounded timestamp or specific offsets were given, but the mode does not use them",
-                    ));
-                }
-            }
-        }
-
-        let has_columns = !value_schema.fields().is_empty();
-        scan.value_format = match format_name.as_deref() {
-            None if has_columns => ValueFormat::Json,
-            None => ValueFormat::Raw,
-            Some(name) => ValueFormat::from_name(name)
-                .ok_or_else(|| invalid("value.format", name, "expected raw, string or json"))?,
-        };
-        // JSON without columns is left for the caller to infer (CREATE EXTERNAL TABLE does);
-        // the provider rejects it if nobody did.
-        if has_columns || scan.value_format != ValueFormat::Json {
-            scan.value_format.check_schema(&value_schema)?;
+                Ok(true)
+            })?;
+        scan.group_id = group_id;
+        if scan.startup == StartupMode::GroupOffsets && scan.group_id.is_none() {
+            return Err(missing(
+                "properties.group.id",
+                "scan.startup.mode",
+                "group-offsets",
+            ));
         }
         Ok(Self {
             kafka,
@@ -372,6 +290,287 @@ impl KafkaTableOptions {
             value_schema: Arc::new(Schema::empty()),
         }
     }
+}
+
+/// A NATS JetStream table: where the stream is, how to connect, and how to scan it.
+#[derive(Debug, Clone)]
+pub struct NatsTableOptions {
+    /// Connection settings, stream and partition mapping.
+    pub nats: NatsConfig,
+    /// Scan settings.
+    pub scan: ScanOptions,
+    /// The declared value schema (the DDL column list); empty for raw and string formats.
+    pub value_schema: SchemaRef,
+}
+
+impl NatsTableOptions {
+    /// Parses a `nats://host:port[,host:port…]/STREAM` location and an options map.
+    pub fn parse(
+        location: &str,
+        value_schema: SchemaRef,
+        options: &HashMap<String, String>,
+    ) -> Result<Self> {
+        let (servers, stream) = parse_nats_location(location)?;
+        let mut nats = NatsConfig::new(servers, stream);
+        let mut mapping: Option<String> = None;
+        let mut subjects: Option<String> = None;
+        let mut count: Option<u32> = None;
+        let scan = parse_scan_options(&value_schema, options, NATS_OPTIONS, &mut |key, value| {
+            match key {
+                "connect.timeout" => nats.timeout = parse_duration(key, value)?,
+                "nats.partitioning" => mapping = Some(value.to_ascii_lowercase()),
+                "nats.subjects" => subjects = Some(non_empty(key, value)?),
+                "nats.partitions" => {
+                    count = Some(
+                        value
+                            .trim()
+                            .parse()
+                            .ok()
+                            .filter(|n| (1..=10_000).contains(n))
+                            .ok_or_else(|| {
+                                invalid(key, value, "expected a number of streams from 1 to 10000")
+                            })?,
+                    )
+                }
+                "nats.user" | "nats.password" | "nats.token" | "nats.creds-file"
+                | "nats.nkey-seed" => nats.auth.set(&key["nats.".len()..], non_empty(key, value)?),
+                _ => return Ok(false),
+            }
+            Ok(true)
+        })?;
+        if scan.startup == StartupMode::GroupOffsets {
+            return Err(invalid(
+                "scan.startup.mode",
+                "group-offsets",
+                "NATS tables have no consumer-group offsets",
+            ));
+        }
+        if nats.auth.get("user").is_some() != nats.auth.get("password").is_some() {
+            return Err(missing_pair("nats.user", "nats.password"));
+        }
+        nats.partitioning = match mapping.as_deref().unwrap_or(if subjects.is_some() {
+            "subject"
+        } else {
+            "stream"
+        }) {
+            "stream" => NatsPartitioning::Stream,
+            "subject" | "subjects" => {
+                let list = subjects
+                    .ok_or_else(|| missing("nats.subjects", "nats.partitioning", "subject"))?;
+                let list: Vec<String> = list
+                    .split(',')
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                match list.as_slice() {
+                    [one] if one.split('.').any(|t| t == "*" || t == ">") => {
+                        NatsPartitioning::SubjectWildcard(one.clone())
+                    }
+                    _ if list.iter().any(|s| s.contains('*') || s.contains('>')) => {
+                        return Err(invalid(
+                            "nats.subjects",
+                            &list.join(","),
+                            "give either one wildcard or a list of plain subjects",
+                        ));
+                    }
+                    _ => NatsPartitioning::Subjects(list),
+                }
+            }
+            "streams" => NatsPartitioning::Streams(
+                count.ok_or_else(|| missing("nats.partitions", "nats.partitioning", "streams"))?,
+            ),
+            other => {
+                return Err(invalid(
+                    "nats.partitioning",
+                    other,
+                    "expected stream, subject or streams",
+                ));
+            }
+        };
+        Ok(Self {
+            nats,
+            scan,
+            value_schema,
+        })
+    }
+}
+
+fn missing_pair(a: &str, b: &str) -> TopicsError {
+    TopicsError::InvalidOption {
+        key: a.to_string(),
+        value: String::new(),
+        reason: format!("'{a}' and '{b}' go together"),
+    }
+}
+
+/// A handler for the keys of one source type: returns false for a key it does not know.
+pub type SourceKeys<'a> = dyn FnMut(&str, &str) -> Result<bool> + 'a;
+
+/// Parses the source-independent options (format, start and end positions, schema
+/// inference, timestamp skew), handing every other key to `source_keys`. Unknown keys fail
+/// with the list of `docs`.
+pub fn parse_scan_options(
+    value_schema: &Schema,
+    options: &HashMap<String, String>,
+    docs: &[OptionDoc],
+    source_keys: &mut SourceKeys<'_>,
+) -> Result<ScanOptions> {
+    let mut scan = ScanOptions::default();
+    let mut format_name: Option<String> = None;
+    let mut startup_ts = None;
+    let mut startup_offsets = None;
+    let mut bounded_ts = None;
+    let mut bounded_offsets = None;
+    let mut startup_mode: Option<String> = None;
+    let mut bounded_mode: Option<String> = None;
+
+    let mut keys: Vec<_> = options.iter().collect();
+    keys.sort();
+    for (raw_key, value) in keys {
+        let key = raw_key.strip_prefix("format.").unwrap_or(raw_key);
+        match key {
+            "value.format" => format_name = Some(value.to_ascii_lowercase()),
+            "scan.startup.mode" => startup_mode = Some(value.to_ascii_lowercase()),
+            "scan.startup.timestamp-millis" => startup_ts = Some(parse_i64(key, value)?),
+            "scan.startup.specific-offsets" => {
+                startup_offsets = Some(parse_specific_offsets(key, value)?)
+            }
+            "scan.bounded.mode" => bounded_mode = Some(value.to_ascii_lowercase()),
+            "scan.bounded.timestamp-millis" => bounded_ts = Some(parse_i64(key, value)?),
+            "scan.bounded.specific-offsets" => {
+                bounded_offsets = Some(parse_specific_offsets(key, value)?)
+            }
+            "value.json.infer-sample-size" => {
+                scan.json_infer_sample = value
+                    .trim()
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=1_000_000).contains(n))
+                    .ok_or_else(|| {
+                        invalid(
+                            key,
+                            value,
+                            "expected a number of messages from 1 to 1000000",
+                        )
+                    })?
+            }
+            "scan.timestamp.max-skew" => {
+                scan.timestamp_max_skew = Some(parse_duration_allow_zero(key, value)?)
+            }
+            _ => {
+                if !source_keys(key, value)? {
+                    return Err(TopicsError::UnknownOption {
+                        key: key.to_string(),
+                        valid: valid_keys(docs),
+                    });
+                }
+            }
+        }
+    }
+    scan.startup = match startup_mode.as_deref() {
+        None if startup_offsets.is_some() => StartupMode::SpecificOffsets(Default::default()),
+        None if startup_ts.is_some() => StartupMode::Timestamp(0),
+        None | Some("earliest-offset" | "earliest") => StartupMode::Earliest,
+        Some("latest-offset" | "latest") => StartupMode::Latest,
+        Some("group-offsets") => StartupMode::GroupOffsets,
+        Some("timestamp") => StartupMode::Timestamp(0),
+        Some("specific-offsets") => StartupMode::SpecificOffsets(Default::default()),
+        Some(other) => {
+            return Err(invalid(
+                "scan.startup.mode",
+                other,
+                "expected earliest-offset, latest-offset, group-offsets, timestamp or specific-offsets",
+            ));
+        }
+    };
+    match &mut scan.startup {
+        StartupMode::Timestamp(ts) => {
+            *ts = startup_ts.ok_or_else(|| {
+                missing(
+                    "scan.startup.timestamp-millis",
+                    "scan.startup.mode",
+                    "timestamp",
+                )
+            })?
+        }
+        StartupMode::SpecificOffsets(map) => {
+            *map = startup_offsets.ok_or_else(|| {
+                missing(
+                    "scan.startup.specific-offsets",
+                    "scan.startup.mode",
+                    "specific-offsets",
+                )
+            })?
+        }
+        _ => {
+            if startup_ts.is_some() || startup_offsets.is_some() {
+                return Err(invalid(
+                    "scan.startup.mode",
+                    startup_mode.as_deref().unwrap_or("earliest-offset"),
+                    "a startup timestamp or specific offsets were given, but the mode does not use them",
+                ));
+            }
+        }
+    }
+
+    scan.bounded = match bounded_mode.as_deref() {
+        None if bounded_offsets.is_some() => BoundedMode::SpecificOffsets(Default::default()),
+        None if bounded_ts.is_some() => BoundedMode::Timestamp(0),
+        None | Some("unbounded") => BoundedMode::Unbounded,
+        Some("latest-offset" | "latest" | "snapshot") => BoundedMode::LatestOffset,
+        Some("timestamp") => BoundedMode::Timestamp(0),
+        Some("specific-offsets") => BoundedMode::SpecificOffsets(Default::default()),
+        Some(other) => {
+            return Err(invalid(
+                "scan.bounded.mode",
+                other,
+                "expected unbounded, latest-offset, timestamp or specific-offsets",
+            ));
+        }
+    };
+    match &mut scan.bounded {
+        BoundedMode::Timestamp(ts) => {
+            *ts = bounded_ts.ok_or_else(|| {
+                missing(
+                    "scan.bounded.timestamp-millis",
+                    "scan.bounded.mode",
+                    "timestamp",
+                )
+            })?
+        }
+        BoundedMode::SpecificOffsets(map) => {
+            *map = bounded_offsets.ok_or_else(|| {
+                missing(
+                    "scan.bounded.specific-offsets",
+                    "scan.bounded.mode",
+                    "specific-offsets",
+                )
+            })?
+        }
+        _ => {
+            if bounded_ts.is_some() || bounded_offsets.is_some() {
+                return Err(invalid(
+                    "scan.bounded.mode",
+                    bounded_mode.as_deref().unwrap_or("unbounded"),
+                    "a bounded timestamp or specific offsets were given, but the mode does not use them",
+                ));
+            }
+        }
+    }
+
+    let has_columns = !value_schema.fields().is_empty();
+    scan.value_format = match format_name.as_deref() {
+        None if has_columns => ValueFormat::Json,
+        None => ValueFormat::Raw,
+        Some(name) => ValueFormat::from_name(name)
+            .ok_or_else(|| invalid("value.format", name, "expected raw, string or json"))?,
+    };
+    // JSON without columns is left for the caller to infer (CREATE EXTERNAL TABLE does);
+    // the provider rejects it if nobody did.
+    if has_columns || scan.value_format != ValueFormat::Json {
+        scan.value_format.check_schema(value_schema)?;
+    }
+    Ok(scan)
 }
 
 /// Splits `kafka://h1:9092,h2:9092/topic` into bootstrap servers and topic.
@@ -530,7 +729,12 @@ fn missing(key: &str, mode_key: &str, mode: &str) -> TopicsError {
 }
 
 fn valid_keys(docs: &[OptionDoc]) -> String {
-    docs.iter().map(|d| d.key).collect::<Vec<_>>().join(", ")
+    SCAN_OPTIONS
+        .iter()
+        .chain(docs)
+        .map(|d| d.key)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Kept for callers that build option maps by hand.

@@ -11,12 +11,13 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use crate::error::Result;
 use crate::exec::TopicScanExec;
-use crate::options::{KafkaTableOptions, ScanOptions};
+use crate::options::{KafkaTableOptions, NatsTableOptions, ScanOptions};
 use crate::planner::{TimestampOrder, plan_scan};
 use crate::pushdown::analyze;
-use crate::schema::{KAFKA_METADATA, MetadataColumn, TableSchema};
+use crate::schema::{KAFKA_METADATA, MetadataColumn, NATS_METADATA, TableSchema};
 use crate::source::Source;
 use crate::source::kafka::KafkaSource;
+use crate::source::nats::NatsSource;
 
 /// A Kafka topic or NATS JetStream stream as a DataFusion table.
 ///
@@ -74,6 +75,17 @@ impl StreamingTableProvider {
     pub fn with_order(mut self, order: Vec<Vec<SortExpr>>) -> Self {
         self.order = order;
         self
+    }
+
+    /// A NATS JetStream table; checks that the stream (and its partition subjects) exist
+    /// within the connect timeout.
+    pub async fn try_new_nats(options: NatsTableOptions) -> Result<Self> {
+        let source: Arc<dyn Source> = Arc::new(NatsSource::new(options.nats));
+        source.partitions().await?;
+        let ordered = source.timestamps_ordered().await?;
+        let mut table = Self::try_new(source, options.scan, options.value_schema, NATS_METADATA)?;
+        table.timestamps.ordered = ordered;
+        Ok(table)
     }
 
     /// The source this table reads.

@@ -38,6 +38,16 @@ pub const KAFKA_METADATA: &[MetadataColumn] = &[
     MetadataColumn::Headers,
 ];
 
+/// The metadata columns of a NATS JetStream table, in schema order.
+pub const NATS_METADATA: &[MetadataColumn] = &[
+    MetadataColumn::Topic,
+    MetadataColumn::Partition,
+    MetadataColumn::Offset,
+    MetadataColumn::Timestamp,
+    MetadataColumn::Subject,
+    MetadataColumn::Headers,
+];
+
 impl MetadataColumn {
     /// The column name.
     pub fn name(&self) -> &'static str {

@@ -84,7 +84,7 @@ impl PhysicalOptimizerRule for BoundTheScanHint {
     }
 }
 
-/// DataFusion's default session with `STORED AS KAFKA` registered and [`BoundTheScanHint`]
+/// DataFusion's default session with `STORED AS KAFKA` and `STORED AS NATS` registered and [`BoundTheScanHint`]
 /// placed before the sanity check.
 pub fn session_state_builder(config: SessionConfig) -> SessionStateBuilder {
     let mut rules = PhysicalOptimizer::new().rules;

@@ -6,6 +6,7 @@
 //! determinism is what checkpoints and exactly-once rely on.
 
 pub mod kafka;
+pub mod nats;
 mod raw_batch;
 
 use std::fmt::{self, Debug, Display};

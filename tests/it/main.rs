@@ -5,4 +5,5 @@ mod harness;
 mod kafka_errors;
 mod kafka_scan;
 mod kafka_start_positions;
+mod nats;
 mod pushdown;

@@ -1,0 +1,164 @@
+//! NATS connection settings, authentication and partition mapping.
+
+use std::time::Duration;
+
+use crate::error::{Result, TopicsError};
+use crate::secret::ClientProperties;
+
+/// How the partitions of a table map onto JetStream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NatsPartitioning {
+    /// The whole stream is partition 0.
+    Stream,
+    /// Partition `i` is the `i`-th of these filter subjects (an explicit list).
+    Subjects(Vec<String>),
+    /// One partition per subject of the stream matching this wildcard. When the subjects'
+    /// wildcard tokens are all numbers (`orders.0` … `orders.7`, as `{{partition(8, …)}}`
+    /// subject transforms produce), the number is the partition id; otherwise partitions are
+    /// numbered in sorted subject order.
+    SubjectWildcard(String),
+    /// Partition `i` is the stream `<name>-<i>`, for `i` in `0..count` (the legacy layout of
+    /// the NATS Spark connector).
+    Streams(u32),
+}
+
+/// Where a JetStream stream lives and how to connect.
+#[derive(Debug, Clone)]
+pub struct NatsConfig {
+    /// Comma-separated server URLs (`nats://host:port`).
+    pub servers: String,
+    /// The stream name (for [`NatsPartitioning::Streams`], the prefix before `-<i>`).
+    pub stream: String,
+    /// Partition mapping.
+    pub partitioning: NatsPartitioning,
+    /// Credentials: `user`, `password`, `token`, `creds-file`, `nkey-seed` (never printed).
+    pub auth: ClientProperties,
+    /// Upper bound for connecting and for each JetStream request.
+    pub timeout: Duration,
+}
+
+impl NatsConfig {
+    /// Settings for `stream` on `servers`, one partition, no credentials, 10 s timeout.
+    pub fn new(servers: String, stream: String) -> Self {
+        Self {
+            servers,
+            stream,
+            partitioning: NatsPartitioning::Stream,
+            auth: ClientProperties::new(),
+            timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// The stream holding `partition` (differs per partition only for the `streams` mapping).
+    pub fn stream_of(&self, partition: i32) -> String {
+        match self.partitioning {
+            NatsPartitioning::Streams(_) => format!("{}-{partition}", self.stream),
+            _ => self.stream.clone(),
+        }
+    }
+
+    /// Wraps a client error with what we were doing; secrets are scrubbed from the text.
+    pub(crate) fn client_error(
+        &self,
+        action: impl Into<String>,
+        err: impl ToString,
+    ) -> TopicsError {
+        TopicsError::Client {
+            kind: "nats",
+            action: action.into(),
+            detail: self.auth.scrub(err.to_string()),
+        }
+    }
+
+    /// The error for a server that did not answer in time.
+    pub(crate) fn unreachable(&self, action: impl Into<String>, err: impl ToString) -> TopicsError {
+        TopicsError::Unreachable {
+            kind: "nats",
+            brokers: self.servers.clone(),
+            timeout: self.timeout,
+            action: action.into(),
+            detail: self.auth.scrub(err.to_string()),
+        }
+    }
+
+    /// The error for a stream that does not exist.
+    pub(crate) fn unknown_stream(&self, stream: &str) -> TopicsError {
+        TopicsError::UnknownTopic {
+            kind: "nats",
+            topic: stream.to_string(),
+            brokers: self.servers.clone(),
+        }
+    }
+}
+
+/// Splits `nats://h1:4222[,h2:4222]/STREAM` into server URLs and stream name.
+pub fn parse_nats_location(location: &str) -> Result<(String, String)> {
+    let bad = |reason: &str| TopicsError::InvalidLocation {
+        location: location.to_string(),
+        reason: reason.to_string(),
+    };
+    let (scheme, rest) = location
+        .split_once("://")
+        .filter(|(s, _)| matches!(*s, "nats" | "tls"))
+        .ok_or_else(|| bad("expected nats://host:port[,host:port…]/STREAM"))?;
+    let (servers, stream) = rest
+        .split_once('/')
+        .ok_or_else(|| bad("no stream: expected nats://host:port/STREAM"))?;
+    let stream = stream.trim_end_matches('/');
+    if servers.is_empty() {
+        return Err(bad("no server before the stream"));
+    }
+    if stream.is_empty()
+        || !stream
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+    {
+        return Err(bad(&format!(
+            "'{stream}' is not a valid JetStream stream name (letters, digits, '-', '_')"
+        )));
+    }
+    let urls: Vec<String> = servers
+        .split(',')
+        .map(|s| format!("{scheme}://{s}"))
+        .collect();
+    Ok((urls.join(","), stream.to_string()))
+}
+
+/// True when `subject` matches the NATS subject pattern (`*` one token, `>` the rest).
+pub fn subject_matches(pattern: &str, subject: &str) -> bool {
+    let mut p = pattern.split('.');
+    let mut s = subject.split('.');
+    loop {
+        match (p.next(), s.next()) {
+            (Some(">"), Some(_)) => return true,
+            (Some("*"), Some(_)) => {}
+            (Some(a), Some(b)) if a == b => {}
+            (None, None) => return true,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_and_subjects() {
+        assert_eq!(
+            parse_nats_location("nats://127.0.0.1:4222,h:4223/ORDERS").unwrap(),
+            (
+                "nats://127.0.0.1:4222,nats://h:4223".to_string(),
+                "ORDERS".to_string()
+            )
+        );
+        assert!(parse_nats_location("nats://h:1/").is_err());
+        assert!(parse_nats_location("kafka://h:1/x").is_err());
+        assert!(parse_nats_location("nats://h:1/a.b").is_err());
+        assert!(subject_matches("orders.*", "orders.1"));
+        assert!(!subject_matches("orders.*", "orders.1.x"));
+        assert!(subject_matches("orders.>", "orders.1.x"));
+        assert!(!subject_matches("orders.>", "orders"));
+        assert!(subject_matches("a.b", "a.b"));
+    }
+}

@@ -1,0 +1,426 @@
+//! NATS JetStream streams as tables: the three partition mappings, pushdown, start
+//! positions, live scans and errors, against a real nats-server.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use datafusion::arrow::array::{Array, AsArray};
+use datafusion::arrow::datatypes::{Int32Type, Int64Type};
+use datafusion::physical_plan::{ExecutionPlanProperties, execute_stream};
+
+use crate::harness::*;
+
+/// (partition, sequence, subject, value) rows of `SELECT _partition, _offset, _subject, value`.
+async fn rows_of(
+    ctx: &datafusion::prelude::SessionContext,
+    filter: &str,
+) -> Vec<(i32, i64, String, String)> {
+    let b = sql(
+        ctx,
+        &format!("SELECT _partition, _offset, _subject, value FROM t {filter}"),
+    )
+    .await;
+    let mut out = Vec::new();
+    for batch in &b {
+        let p = batch.column(0).as_primitive::<Int32Type>();
+        let o = batch.column(1).as_primitive::<Int64Type>();
+        let s = batch.column(2).as_string::<i32>();
+        let v = batch.column(3).as_string::<i32>();
+        for i in 0..batch.num_rows() {
+            out.push((
+                p.value(i),
+                o.value(i),
+                s.value(i).to_string(),
+                v.value(i).to_string(),
+            ));
+        }
+    }
+    out.sort();
+    out
+}
+
+const SNAPSHOT: (&str, &str) = ("scan.bounded.mode", "latest-offset");
+const STRING: (&str, &str) = ("value.format", "string");
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_stream_is_one_partition() {
+    let js = jetstream().await;
+    let stream = create_stream(&js, "single", &[">"]).await;
+    let mut expected = Vec::new();
+    for i in 0..20 {
+        let subject = format!("{stream}.{}", i % 3);
+        let seq = publish(&js, &subject, format!("m{i}")).await;
+        expected.push((0, seq as i64, subject, format!("m{i}")));
+    }
+    let ctx = nats_table(&stream, no_columns(), &[STRING, SNAPSHOT]).await;
+    assert_eq!(rows_of(&ctx, "").await, expected);
+    // Reading the same closed range twice yields the same messages.
+    assert_eq!(rows_of(&ctx, "").await, expected);
+    let b = sql(&ctx, "SELECT _topic, count(*) FROM t GROUP BY _topic").await;
+    assert_eq!(sorted_rows(&b), vec![format!("|{stream}|20|")]);
+}
+
+async fn subject_partitioned_stream() -> (String, Vec<(i32, i64, String, String)>) {
+    let js = jetstream().await;
+    let stream = create_stream(&js, "orders", &["*"]).await;
+    let mut expected = Vec::new();
+    // Uneven interleaving: each subject's sequences have gaps.
+    for i in 0..30 {
+        let p = [0, 1, 2, 0, 0, 2][i % 6];
+        let subject = format!("{stream}.{p}");
+        let seq = publish(&js, &subject, format!("o{i}")).await;
+        expected.push((p, seq as i64, subject, format!("o{i}")));
+    }
+    expected.sort();
+    (stream, expected)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subject_partitions_from_a_list_and_from_a_wildcard() {
+    let (stream, expected) = subject_partitioned_stream().await;
+    for subjects in [
+        format!("{stream}.0,{stream}.1,{stream}.2"),
+        format!("{stream}.*"),
+    ] {
+        let ctx = nats_table(
+            &stream,
+            no_columns(),
+            &[STRING, SNAPSHOT, ("nats.subjects", &subjects)],
+        )
+        .await;
+        let got = rows_of(&ctx, "").await;
+        assert_eq!(got, expected, "{subjects}");
+        // No message appears in two partitions.
+        let seqs: BTreeSet<i64> = got.iter().map(|r| r.1).collect();
+        assert_eq!(seqs.len(), got.len());
+        let plan = ctx
+            .sql("SELECT * FROM t")
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        assert_eq!(plan.output_partitioning().partition_count(), 3);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushdown_on_sequences_and_times() {
+    let (stream, expected) = subject_partitioned_stream().await;
+    let wildcard = format!("{stream}.*");
+    let ctx = nats_table(
+        &stream,
+        no_columns(),
+        &[STRING, ("nats.subjects", &wildcard)],
+    )
+    .await;
+    // An unbounded table bounded by the predicate.
+    let from = expected[expected.len() / 2].1;
+    let got = rows_of(
+        &ctx,
+        &format!("WHERE _partition = 0 AND _offset >= {from} AND _offset < 1000"),
+    )
+    .await;
+    let want: Vec<_> = expected
+        .iter()
+        .filter(|r| r.0 == 0 && r.1 >= from)
+        .cloned()
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(got, want);
+    let got = rows_of(&ctx, "WHERE _offset BETWEEN 5 AND 12").await;
+    let want: Vec<_> = expected
+        .iter()
+        .filter(|r| (5..=12).contains(&r.1))
+        .cloned()
+        .collect();
+    assert_eq!(got, want);
+
+    // Time: JetStream stamps messages on store, so _timestamp filters are exact seeks.
+    let js = jetstream().await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let cut = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let late = publish(&js, &format!("{stream}.1"), "late").await as i64;
+    let snapshot = nats_table(
+        &stream,
+        no_columns(),
+        &[STRING, SNAPSHOT, ("nats.subjects", &wildcard)],
+    )
+    .await;
+    let got = rows_of(
+        &snapshot,
+        &format!("WHERE _timestamp >= to_timestamp_millis({cut})"),
+    )
+    .await;
+    assert_eq!(
+        got,
+        vec![(1, late, format!("{stream}.1"), "late".to_string())]
+    );
+    let plan = ctx
+        .sql(&format!(
+            "SELECT * FROM t WHERE _timestamp < to_timestamp_millis({cut})"
+        ))
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    assert!(
+        !plan.boundedness().is_unbounded(),
+        "an upper time bound ends every partition"
+    );
+    let text = datafusion::physical_plan::displayable(plan.as_ref())
+        .indent(true)
+        .to_string();
+    assert!(!text.contains("FilterExec"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn family_of_streams() {
+    let js = jetstream().await;
+    let prefix = unique_name("legacy").replace('-', "_");
+    let mut expected = Vec::new();
+    for p in 0..3 {
+        let name = format!("{prefix}-{p}");
+        let subject = format!("{prefix}.p{p}");
+        create_named_stream(&js, &name, &[&subject]).await;
+        for i in 0..(p + 2) {
+            let seq = publish(&js, &subject, format!("s{p}-{i}")).await;
+            expected.push((p, seq as i64, subject.clone(), format!("s{p}-{i}")));
+        }
+    }
+    expected.sort();
+    let ctx = nats_table(
+        &prefix,
+        no_columns(),
+        &[
+            STRING,
+            SNAPSHOT,
+            ("nats.partitioning", "streams"),
+            ("nats.partitions", "3"),
+        ],
+    )
+    .await;
+    assert_eq!(rows_of(&ctx, "").await, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_positions_live_scans_and_limit() {
+    let js = jetstream().await;
+    let stream = create_stream(&js, "live", &["*"]).await;
+    let (a, b) = (format!("{stream}.a"), format!("{stream}.b"));
+    for i in 0..10 {
+        publish(&js, &a, format!("old{i}")).await;
+    }
+    // Start by sequence.
+    let ctx = nats_table(
+        &stream,
+        no_columns(),
+        &[
+            STRING,
+            SNAPSHOT,
+            ("scan.startup.specific-offsets", "partition:0,offset:8"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        rows_of(&ctx, "")
+            .await
+            .iter()
+            .map(|r| r.1)
+            .collect::<Vec<_>>(),
+        vec![8, 9, 10]
+    );
+
+    // Latest + unbounded: only new messages, as they arrive.
+    let ctx = nats_table(
+        &stream,
+        no_columns(),
+        &[STRING, ("scan.startup.mode", "latest-offset")],
+    )
+    .await;
+    let plan = ctx
+        .sql("SELECT value FROM t")
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    assert!(plan.boundedness().is_unbounded());
+    let mut live = execute_stream(plan, ctx.task_ctx()).unwrap();
+    publish(&js, &b, "new1").await;
+    publish(&js, &a, "new2").await;
+    let mut seen = next_strings(&mut live, 2).await;
+    seen.sort();
+    assert_eq!(seen, ["new1", "new2"]);
+    drop(live);
+
+    // LIMIT on the unbounded table finishes.
+    let ctx = nats_table(&stream, no_columns(), &[STRING]).await;
+    let b = tokio::time::timeout(
+        Duration::from_secs(30),
+        sql(&ctx, "SELECT value FROM t LIMIT 4"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows(&b), 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_and_json_values() {
+    let js = jetstream().await;
+    let stream = create_stream(&js, "hdr", &["x"]).await;
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("b-key", "2");
+    headers.insert("a-key", "1");
+    js.publish_with_headers(
+        format!("{stream}.x"),
+        headers,
+        r#"{"id": 7, "name": "seven"}"#.into(),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let schema = std::sync::Arc::new(datafusion::arrow::datatypes::Schema::new(vec![
+        datafusion::arrow::datatypes::Field::new(
+            "id",
+            datafusion::arrow::datatypes::DataType::Int64,
+            true,
+        ),
+        datafusion::arrow::datatypes::Field::new(
+            "name",
+            datafusion::arrow::datatypes::DataType::Utf8,
+            true,
+        ),
+    ]));
+    let ctx = nats_table(&stream, schema, &[SNAPSHOT]).await;
+    let b = sql(&ctx, "SELECT id, name, _subject, _headers FROM t").await;
+    assert_eq!(b[0].column(0).as_primitive::<Int64Type>().value(0), 7);
+    let headers = b[0].column(3).as_map().value(0);
+    let names = headers.column(0).as_string::<i32>();
+    assert_eq!(
+        (0..names.len()).map(|i| names.value(i)).collect::<Vec<_>>(),
+        ["a-key", "b-key"]
+    );
+    assert!(headers.column(1).is_valid(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nats_errors_are_named() {
+    let js = jetstream().await;
+    // Unknown stream.
+    let missing = unique_name("nostream").replace('-', "_");
+    let options = datafusion_topics::NatsTableOptions::parse(
+        &nats_location(&missing),
+        no_columns(),
+        &opts(&[]),
+    )
+    .unwrap();
+    let err = datafusion_topics::StreamingTableProvider::try_new_nats(options)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&missing) && err.contains("does not exist"),
+        "{err}"
+    );
+
+    // A subject the stream does not capture.
+    let stream = create_stream(&js, "errs", &["*"]).await;
+    let subject = format!("{stream}.a");
+    publish(&js, &subject, "x").await;
+    let options = datafusion_topics::NatsTableOptions::parse(
+        &nats_location(&stream),
+        no_columns(),
+        &opts(&[("nats.subjects", "other.1")]),
+    )
+    .unwrap();
+    let err = datafusion_topics::StreamingTableProvider::try_new_nats(options)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("other.1") && err.contains(&format!("{stream}.*")),
+        "{err}"
+    );
+
+    // Unreachable server: bounded by connect.timeout.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let options = datafusion_topics::NatsTableOptions::parse(
+        &format!("nats://127.0.0.1:{port}/S"),
+        no_columns(),
+        &opts(&[("connect.timeout", "1s")]),
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let err = datafusion_topics::StreamingTableProvider::try_new_nats(options)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(15));
+
+    // A purged sequence: a start before the first available one is refused.
+    for i in 0..5 {
+        publish(&js, &subject, format!("y{i}")).await;
+    }
+    js.get_stream(&stream)
+        .await
+        .unwrap()
+        .purge()
+        .sequence(4)
+        .await
+        .unwrap();
+    let ctx = nats_table(
+        &stream,
+        no_columns(),
+        &[
+            SNAPSHOT,
+            ("scan.startup.specific-offsets", "partition:0,offset:2"),
+        ],
+    )
+    .await;
+    let err = sql_err(&ctx, "SELECT * FROM t").await;
+    assert!(
+        err.contains("offset 2") && err.contains("retention"),
+        "{err}"
+    );
+
+    // The stream deleted while a live scan reads it.
+    let ctx = nats_table(&stream, no_columns(), &[STRING]).await;
+    let plan = ctx
+        .sql("SELECT value FROM t")
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let mut live = execute_stream(plan, ctx.task_ctx()).unwrap();
+    next_strings(&mut live, 1).await;
+    js.delete_stream(&stream).await.unwrap();
+    use futures::StreamExt;
+    let outcome = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            match live.next().await {
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => break e.to_string(),
+                None => break "ended".to_string(),
+            }
+        }
+    })
+    .await
+    .expect("a deleted stream ends the scan instead of hanging");
+    assert!(
+        outcome.contains(&stream) || outcome.contains("ended"),
+        "{outcome}"
+    );
+}
