@@ -1,4 +1,4 @@
-//! Session setup for topic tables: the `STORED AS KAFKA` factory, and a physical optimizer
+//! Session setup for topic tables: the `STORED AS KAFKA | NATS` factory, and a physical optimizer
 //! rule that turns DataFusion's bare "pipeline breaking" rejection of unbounded scans into
 //! advice on how to bound the query.
 
@@ -84,8 +84,8 @@ impl PhysicalOptimizerRule for BoundTheScanHint {
     }
 }
 
-/// DataFusion's default session with `STORED AS KAFKA` and `STORED AS NATS` registered and [`BoundTheScanHint`]
-/// placed before the sanity check.
+/// DataFusion's default session with `STORED AS KAFKA` and `STORED AS NATS` registered and
+/// [`BoundTheScanHint`] placed before the sanity check.
 pub fn session_state_builder(config: SessionConfig) -> SessionStateBuilder {
     let mut rules = PhysicalOptimizer::new().rules;
     let at = rules
@@ -99,6 +99,10 @@ pub fn session_state_builder(config: SessionConfig) -> SessionStateBuilder {
         .with_physical_optimizer_rules(rules)
         .with_table_factory(
             crate::factory::KAFKA.to_string(),
+            Arc::new(crate::factory::TopicTableFactory),
+        )
+        .with_table_factory(
+            crate::factory::NATS.to_string(),
             Arc::new(crate::factory::TopicTableFactory),
         )
 }

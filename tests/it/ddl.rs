@@ -151,3 +151,43 @@ async fn with_order_makes_event_time_windows_a_streaming_plan() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn create_external_table_stored_as_nats() {
+    let js = jetstream().await;
+    let stream = create_stream(&js, "ddlnats", &["*"]).await;
+    for i in 0..12 {
+        publish(
+            &js,
+            &format!("{stream}.{}", i % 4),
+            format!(r#"{{"kind":"k{}","n":{i}}}"#, i % 2),
+        )
+        .await;
+    }
+    let ctx = datafusion_topics::session_context();
+    sql(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE events STORED AS NATS LOCATION '{}' \
+             OPTIONS ('value.format' 'json', 'nats.partitioning' 'subject', 'nats.subjects' '{stream}.*', \
+                      'scan.bounded.mode' 'latest-offset')",
+            nats_location(&stream)
+        ),
+    )
+    .await;
+    let b = sql(
+        &ctx,
+        "SELECT _partition, count(*), sum(n) FROM events GROUP BY _partition ORDER BY 1",
+    )
+    .await;
+    assert_eq!(
+        sorted_rows(&b),
+        vec!["|0|3|12|", "|1|3|15|", "|2|3|18|", "|3|3|21|"]
+    );
+    let b = sql(
+        &ctx,
+        "SELECT kind, count(*) FROM events WHERE _partition IN (1, 3) GROUP BY kind",
+    )
+    .await;
+    assert_eq!(sorted_rows(&b), vec!["|k1|6|".to_string()]);
+}

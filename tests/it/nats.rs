@@ -424,3 +424,128 @@ async fn nats_errors_are_named() {
         "{outcome}"
     );
 }
+
+/// A second nats-server requiring credentials, on a free loopback port; killed on drop.
+struct SecuredServer {
+    child: std::process::Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for SecuredServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn nats_server_binary() -> String {
+    let cache = std::env::var("DFT_CACHE").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/datafusion-topics",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    let cached = format!("{cache}/bin/nats-server");
+    if std::path::Path::new(&cached).exists() {
+        cached
+    } else {
+        "nats-server".to_string()
+    }
+}
+
+fn start_secured(args: &[&str]) -> SecuredServer {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let child = std::process::Command::new(nats_server_binary())
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir.path())
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start nats-server");
+    let url = format!("nats://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "secured nats-server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    SecuredServer {
+        child,
+        url,
+        _dir: dir,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn user_password_and_token_authentication() {
+    for (server_args, good, bad) in [
+        (
+            vec!["--user", "alice", "--pass", "s3cret-pass"],
+            vec![("nats.user", "alice"), ("nats.password", "s3cret-pass")],
+            vec![("nats.user", "alice"), ("nats.password", "wrong-pass")],
+        ),
+        (
+            vec!["--auth", "tok-123456"],
+            vec![("nats.token", "tok-123456")],
+            vec![("nats.token", "bad-token-999")],
+        ),
+    ] {
+        let server = start_secured(&server_args);
+        let mut connect = async_nats::ConnectOptions::new();
+        connect = match good[0] {
+            ("nats.token", t) => connect.token(t.to_string()),
+            _ => connect.user_and_password(good[0].1.to_string(), good[1].1.to_string()),
+        };
+        let js = async_nats::jetstream::new(connect.connect(&server.url).await.unwrap());
+        create_named_stream(&js, "SECURE", &["secure.x"]).await;
+        publish(&js, "secure.x", "hello").await;
+
+        let location = format!("{}/SECURE", server.url);
+        let mut pairs = good.clone();
+        pairs.extend([
+            ("value.format", "string"),
+            ("scan.bounded.mode", "latest-offset"),
+        ]);
+        let options =
+            datafusion_topics::NatsTableOptions::parse(&location, no_columns(), &opts(&pairs))
+                .unwrap();
+        let table = datafusion_topics::StreamingTableProvider::try_new_nats(options)
+            .await
+            .unwrap();
+        assert!(
+            !format!("{table:?}").contains(good.last().unwrap().1),
+            "secret in Debug output"
+        );
+        let ctx = datafusion_topics::session_context();
+        ctx.register_table("t", std::sync::Arc::new(table)).unwrap();
+        let b = sql(&ctx, "SELECT value FROM t").await;
+        assert_eq!(b[0].column(0).as_string::<i32>().value(0), "hello");
+
+        let mut pairs = bad.clone();
+        pairs.push(("connect.timeout", "2s"));
+        let options =
+            datafusion_topics::NatsTableOptions::parse(&location, no_columns(), &opts(&pairs))
+                .unwrap();
+        let err = datafusion_topics::StreamingTableProvider::try_new_nats(options)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            !err.contains(bad.last().unwrap().1),
+            "secret in error: {err}"
+        );
+        assert!(
+            err.contains("authenticat") || err.contains("uthorization"),
+            "{err}"
+        );
+    }
+}
