@@ -8,6 +8,7 @@
 pub mod kafka;
 pub mod nats;
 mod raw_batch;
+mod reader_task;
 
 use std::fmt::{self, Debug, Display};
 
@@ -17,6 +18,8 @@ use futures::stream::BoxStream;
 use crate::error::{Result, TopicsError};
 
 pub use raw_batch::{ColumnNeeds, RawBatch, RawBatchBuilder, headers_data_type};
+pub use reader_task::running_readers;
+pub(crate) use reader_task::{RunningGuard, batch_channel, receiver_stream};
 
 /// A half-open range of offsets `[start, end)` in one partition; `end = None` follows the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -188,7 +188,7 @@ async fn unbounded_scan_follows_the_log_and_limit_finishes() {
         .await
         .unwrap();
     assert!(plan.boundedness().is_unbounded());
-    let running = || datafusion_topics::source::kafka::running_readers(&topic);
+    let running = || datafusion_topics::source::running_readers(&topic);
     assert_eq!(running(), 0);
     let mut stream = execute_stream(plan, ctx.task_ctx()).unwrap();
     let mut seen = next_strings(&mut stream, 5).await;

@@ -257,7 +257,17 @@ async fn start_positions_live_scans_and_limit() {
     let mut seen = next_strings(&mut live, 2).await;
     seen.sort();
     assert_eq!(seen, ["new1", "new2"]);
+    // Dropping the scan stops its reader (and so its consumer) promptly.
+    assert_eq!(datafusion_topics::source::running_readers(&stream), 1);
     drop(live);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while datafusion_topics::source::running_readers(&stream) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "reader still running after drop"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     // LIMIT on the unbounded table finishes.
     let ctx = nats_table(&stream, no_columns(), &[STRING]).await;

@@ -16,7 +16,6 @@ use crate::error::{Result, TopicsError};
 use crate::source::{OffsetRange, RawBatchStream, ReadRequest, Source, Watermarks};
 
 pub use config::KafkaConfig;
-pub use reader::running_readers;
 
 /// A Kafka topic as a [`Source`]: holds settings only and connects on demand.
 pub struct KafkaSource {

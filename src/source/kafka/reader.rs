@@ -5,8 +5,6 @@
 //! the channel, and dropping the stream closes it, which ends the thread within one poll
 //! interval and releases the consumer.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -18,52 +16,15 @@ use tokio::sync::mpsc;
 
 use super::KafkaConfig;
 use crate::error::{Result, TopicsError};
-use crate::source::{OffsetRange, RawBatch, RawBatchBuilder, RawBatchStream, ReadRequest};
+use crate::source::{
+    OffsetRange, RawBatch, RawBatchBuilder, RawBatchStream, ReadRequest, RunningGuard,
+    batch_channel, receiver_stream,
+};
 
 /// How long a poll waits before checking whether the reader was cancelled.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// How long buffered messages of a live stream may wait for more before being emitted.
 const LINGER: Duration = Duration::from_millis(50);
-
-/// Partition readers currently running in this process, per topic.
-static RUNNING: Mutex<BTreeMap<String, usize>> = Mutex::new(BTreeMap::new());
-
-/// Number of partition readers (each with its own consumer) of `topic` running in this
-/// process, for monitoring and leak checks: it drops back once scans finish or are dropped.
-pub fn running_readers(topic: &str) -> usize {
-    RUNNING
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(topic)
-        .copied()
-        .unwrap_or(0)
-}
-
-/// Counts a running reader until dropped, however the reader ends.
-struct RunningGuard(String);
-
-impl RunningGuard {
-    fn start(topic: &str) -> Self {
-        *RUNNING
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(topic.to_string())
-            .or_default() += 1;
-        Self(topic.to_string())
-    }
-}
-
-impl Drop for RunningGuard {
-    fn drop(&mut self) {
-        let mut running = RUNNING.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(n) = running.get_mut(&self.0) {
-            *n -= 1;
-            if *n == 0 {
-                running.remove(&self.0);
-            }
-        }
-    }
-}
 
 /// Starts reading `range` of `partition`; see the module docs.
 pub(super) fn read_partition(
@@ -75,7 +36,7 @@ pub(super) fn read_partition(
     if range.is_empty() || request.max_messages == Some(0) {
         return futures::stream::empty().boxed();
     }
-    let (tx, rx) = mpsc::channel::<Result<RawBatch>>(2);
+    let (tx, rx) = batch_channel();
     let name = format!("kafka-{}-{partition}", config.topic);
     let guard = RunningGuard::start(&config.topic);
     let spawned = std::thread::Builder::new().name(name).spawn(move || {
@@ -92,10 +53,7 @@ pub(super) fn read_partition(
         };
         return futures::stream::once(async move { Err(err) }).boxed();
     }
-    futures::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    })
-    .boxed()
+    receiver_stream(rx)
 }
 
 /// Sends a finished batch; returns false when the receiver is gone (the scan was dropped).

@@ -13,7 +13,10 @@ use tokio::sync::{OnceCell, mpsc};
 
 use super::{NatsConfig, connect, get_stream};
 use crate::error::{Result, TopicsError};
-use crate::source::{OffsetRange, RawBatch, RawBatchBuilder, RawBatchStream, ReadRequest};
+use crate::source::{
+    OffsetRange, RawBatch, RawBatchBuilder, RawBatchStream, ReadRequest, RunningGuard,
+    batch_channel, receiver_stream,
+};
 
 /// How long buffered messages of a live stream may wait for more before being emitted.
 const LINGER: Duration = Duration::from_millis(50);
@@ -33,10 +36,12 @@ pub(super) fn read_partition(
     if range.is_empty() || request.max_messages == Some(0) {
         return futures::stream::empty().boxed();
     }
-    let (tx, rx) = mpsc::channel::<Result<RawBatch>>(2);
+    let (tx, rx) = batch_channel();
+    let guard = RunningGuard::start(&stream_name);
     // Spawned on first poll, so `read` itself needs no runtime.
     let start = futures::stream::once(async move {
         tokio::spawn(async move {
+            let _guard = guard;
             let result = async {
                 let client = client.get_or_try_init(|| connect(&config)).await?.clone();
                 let mut js = jetstream::new(client);
@@ -52,9 +57,7 @@ pub(super) fn read_partition(
                 let _ = tx.send(Err(e)).await;
             }
         });
-        futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        })
+        receiver_stream(rx)
     });
     start.flatten().boxed()
 }
