@@ -129,6 +129,30 @@ pub const NATS_OPTIONS: &[OptionDoc] = &[
         meaning: "With nats.partitioning = streams: how many streams <name>-0 … <name>-<n-1> there are.",
     },
     OptionDoc {
+        key: "nats.tls.required",
+        values: "true | false",
+        default: "false (true for tls:// locations)",
+        meaning: "Require TLS.",
+    },
+    OptionDoc {
+        key: "nats.tls.ca-file",
+        values: "path to PEM",
+        default: "",
+        meaning: "Certificate authorities to trust (for example a self-signed server's); implies TLS.",
+    },
+    OptionDoc {
+        key: "nats.tls.cert-file",
+        values: "path to PEM",
+        default: "",
+        meaning: "Client certificate for mutual TLS (with nats.tls.key-file).",
+    },
+    OptionDoc {
+        key: "nats.tls.key-file",
+        values: "path to PEM",
+        default: "",
+        meaning: "Client private key for mutual TLS.",
+    },
+    OptionDoc {
         key: "nats.user",
         values: "user name",
         default: "",
@@ -332,6 +356,10 @@ impl NatsTableOptions {
                             })?,
                     )
                 }
+                "nats.tls.required" => nats.tls.required = parse_bool(key, value)?,
+                "nats.tls.ca-file" => nats.tls.ca_file = Some(existing_file(key, value)?),
+                "nats.tls.cert-file" => nats.tls.cert_file = Some(existing_file(key, value)?),
+                "nats.tls.key-file" => nats.tls.key_file = Some(existing_file(key, value)?),
                 "nats.user" | "nats.password" | "nats.token" | "nats.creds-file"
                 | "nats.nkey-seed" => nats.auth.set(&key["nats.".len()..], non_empty(key, value)?),
                 _ => return Ok(false),
@@ -347,6 +375,9 @@ impl NatsTableOptions {
         }
         if nats.auth.get("user").is_some() != nats.auth.get("password").is_some() {
             return Err(missing_pair("nats.user", "nats.password"));
+        }
+        if nats.tls.cert_file.is_some() != nats.tls.key_file.is_some() {
+            return Err(missing_pair("nats.tls.cert-file", "nats.tls.key-file"));
         }
         nats.partitioning = match mapping.as_deref().unwrap_or(if subjects.is_some() {
             "subject"
@@ -392,6 +423,22 @@ impl NatsTableOptions {
             scan,
             value_schema,
         })
+    }
+}
+
+fn parse_bool(key: &str, value: &str) -> Result<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(invalid(key, value, "expected true or false")),
+    }
+}
+
+fn existing_file(key: &str, value: &str) -> Result<String> {
+    if std::path::Path::new(value).is_file() {
+        Ok(value.to_string())
+    } else {
+        Err(invalid(key, value, "no such file"))
     }
 }
 

@@ -559,3 +559,187 @@ async fn user_password_and_token_authentication() {
         );
     }
 }
+
+/// A CA and a server certificate for 127.0.0.1, made with openssl in `dir`.
+fn self_signed_certificates(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    std::fs::write(dir.join("san.cnf"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=dft-test-ca",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.cnf",
+    ]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_self_signed_certificate() {
+    let certs = tempfile::tempdir().unwrap();
+    self_signed_certificates(certs.path());
+    let path = |f: &str| certs.path().join(f).to_string_lossy().to_string();
+    let server = start_secured(&[
+        "--tls",
+        "--tlscert",
+        &path("server.pem"),
+        "--tlskey",
+        &path("server.key"),
+    ]);
+
+    let client = async_nats::ConnectOptions::new()
+        .add_root_certificates(path("ca.pem").into())
+        .require_tls(true)
+        .connect(&server.url)
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(client);
+    create_named_stream(&js, "TLS", &["tls.x"]).await;
+    publish(&js, "tls.x", "over tls").await;
+
+    let location = format!("{}/TLS", server.url);
+    let ca = path("ca.pem");
+    let ctx = {
+        let pairs = [("nats.tls.ca-file", ca.as_str()), STRING, SNAPSHOT];
+        let options =
+            datafusion_topics::NatsTableOptions::parse(&location, no_columns(), &opts(&pairs))
+                .unwrap();
+        let table = datafusion_topics::StreamingTableProvider::try_new_nats(options)
+            .await
+            .unwrap();
+        let ctx = datafusion_topics::session_context();
+        ctx.register_table("t", std::sync::Arc::new(table)).unwrap();
+        ctx
+    };
+    let b = sql(&ctx, "SELECT value FROM t").await;
+    assert_eq!(b[0].column(0).as_string::<i32>().value(0), "over tls");
+
+    // Without trusting the CA the connection is refused, within the timeout.
+    let pairs = [("nats.tls.required", "true"), ("connect.timeout", "3s")];
+    let options =
+        datafusion_topics::NatsTableOptions::parse(&location, no_columns(), &opts(&pairs)).unwrap();
+    let err = datafusion_topics::StreamingTableProvider::try_new_nats(options)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&server.url.replace("nats://", "")), "{err}");
+    // A CA file that does not exist is named.
+    let err = datafusion_topics::NatsTableOptions::parse(
+        &location,
+        no_columns(),
+        &opts(&[("nats.tls.ca-file", "/nonexistent/ca.pem")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("nats.tls.ca-file") && err.contains("/nonexistent/ca.pem"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nkey_authentication() {
+    let user = nkeys::KeyPair::new_user();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("nkey.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "authorization {{ users = [ {{ nkey: \"{}\" }} ] }}\n",
+            user.public_key()
+        ),
+    )
+    .unwrap();
+    let server = start_secured(&["-c", &conf.to_string_lossy()]);
+    let seed = user.seed().unwrap();
+
+    let client = async_nats::ConnectOptions::new()
+        .nkey(seed.clone())
+        .connect(&server.url)
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(client);
+    create_named_stream(&js, "NKEY", &["nkey.x"]).await;
+    publish(&js, "nkey.x", "signed").await;
+
+    let location = format!("{}/NKEY", server.url);
+    let pairs = [("nats.nkey-seed", seed.as_str()), STRING, SNAPSHOT];
+    let options =
+        datafusion_topics::NatsTableOptions::parse(&location, no_columns(), &opts(&pairs)).unwrap();
+    let table = datafusion_topics::StreamingTableProvider::try_new_nats(options)
+        .await
+        .unwrap();
+    assert!(
+        !format!("{table:?}").contains(&seed),
+        "seed in Debug output"
+    );
+    let ctx = datafusion_topics::session_context();
+    ctx.register_table("t", std::sync::Arc::new(table)).unwrap();
+    let b = sql(&ctx, "SELECT value FROM t").await;
+    assert_eq!(b[0].column(0).as_string::<i32>().value(0), "signed");
+
+    // Another user's seed is refused, and the seed never shows in the error.
+    let other = nkeys::KeyPair::new_user().seed().unwrap();
+    let pairs = [
+        ("nats.nkey-seed", other.as_str()),
+        ("connect.timeout", "3s"),
+    ];
+    let options =
+        datafusion_topics::NatsTableOptions::parse(&location, no_columns(), &opts(&pairs)).unwrap();
+    let err = datafusion_topics::StreamingTableProvider::try_new_nats(options)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(!err.contains(&other), "seed in error: {err}");
+    assert!(
+        err.contains("uthori") || err.contains("uthenticat"),
+        "{err}"
+    );
+}

@@ -22,6 +22,19 @@ pub enum NatsPartitioning {
     Streams(u32),
 }
 
+/// TLS settings for the NATS connection.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NatsTls {
+    /// Require TLS (also implied by a `tls://` location or any file below).
+    pub required: bool,
+    /// PEM file of the certificate authorities to trust (for self-signed servers).
+    pub ca_file: Option<String>,
+    /// Client certificate (PEM) for mutual TLS, with `key_file`.
+    pub cert_file: Option<String>,
+    /// Client private key (PEM) for mutual TLS.
+    pub key_file: Option<String>,
+}
+
 /// Where a JetStream stream lives and how to connect.
 #[derive(Debug, Clone)]
 pub struct NatsConfig {
@@ -35,12 +48,18 @@ pub struct NatsConfig {
     pub auth: ClientProperties,
     /// Upper bound for connecting and for each JetStream request.
     pub timeout: Duration,
+    /// TLS settings.
+    pub tls: NatsTls,
 }
 
 impl NatsConfig {
     /// Settings for `stream` on `servers`, one partition, no credentials, 10 s timeout.
     pub fn new(servers: String, stream: String) -> Self {
         Self {
+            tls: NatsTls {
+                required: servers_use_tls(&servers),
+                ..Default::default()
+            },
             servers,
             stream,
             partitioning: NatsPartitioning::Stream,
@@ -89,6 +108,10 @@ impl NatsConfig {
             brokers: self.servers.clone(),
         }
     }
+}
+
+fn servers_use_tls(servers: &str) -> bool {
+    servers.split(',').any(|s| s.starts_with("tls://"))
 }
 
 /// Splits `nats://h1:4222[,h2:4222]/STREAM` into server URLs and stream name.

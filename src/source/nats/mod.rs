@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use crate::error::{Result, TopicsError};
 use crate::source::{OffsetRange, RawBatchStream, ReadRequest, Source, Watermarks};
 
-pub use config::{NatsConfig, NatsPartitioning, parse_nats_location, subject_matches};
+pub use config::{NatsConfig, NatsPartitioning, NatsTls, parse_nats_location, subject_matches};
 
 /// A JetStream stream (or family of streams) as a [`Source`]: settings plus a lazily opened
 /// connection; offsets are stream sequence numbers.
@@ -159,6 +159,16 @@ pub(super) async fn connect(config: &NatsConfig) -> Result<async_nats::Client> {
                 value: path.to_string(),
                 reason: format!("cannot read the credentials file: {e}"),
             })?;
+    }
+    let tls = &config.tls;
+    if let Some(ca) = &tls.ca_file {
+        opts = opts.add_root_certificates(ca.into());
+    }
+    if let (Some(cert), Some(key)) = (&tls.cert_file, &tls.key_file) {
+        opts = opts.add_client_certificate(cert.into(), key.into());
+    }
+    if tls.required || tls.ca_file.is_some() || tls.cert_file.is_some() {
+        opts = opts.require_tls(true);
     }
     let servers: Vec<String> = config.servers.split(',').map(str::to_string).collect();
     let action = "connecting";
