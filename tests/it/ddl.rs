@@ -191,3 +191,50 @@ async fn create_external_table_stored_as_nats() {
     .await;
     assert_eq!(sorted_rows(&b), vec!["|k1|6|".to_string()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_time_windows_close_while_the_stream_is_live() {
+    let topic = create_topic("livewindow", 1).await;
+    let base = 1_700_000_040_000i64; // a minute boundary
+    let msgs: Vec<TestMessage> = (0..600)
+        .map(|i| TestMessage {
+            timestamp: Some(base + i * 1000),
+            ..TestMessage::value(0, format!(r#"{{"n":{i}}}"#))
+        })
+        .collect();
+    produce(&topic, &msgs).await;
+    let ctx = datafusion_topics::session_context();
+    sql(
+        &ctx,
+        &format!(
+            "CREATE UNBOUNDED EXTERNAL TABLE w (n BIGINT, _timestamp TIMESTAMP) STORED AS KAFKA \
+             WITH ORDER (_timestamp ASC) LOCATION '{}' OPTIONS ('value.format' 'json')",
+            location(&topic)
+        ),
+    )
+    .await;
+    let query = "SELECT date_bin(INTERVAL '1 minute', _timestamp) AS minute, count(*) AS n FROM w GROUP BY 1";
+    let plan = ctx
+        .sql(query)
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let mut stream = datafusion::physical_plan::execute_stream(plan, ctx.task_ctx()).unwrap();
+    use futures::StreamExt;
+    // Ten minutes of data: complete windows come out while the scan keeps following the log.
+    let batch = tokio::time::timeout(std::time::Duration::from_secs(30), stream.next())
+        .await
+        .expect("a closed window arrives while the stream is open")
+        .unwrap()
+        .unwrap();
+    use datafusion::arrow::array::AsArray;
+    let counts = batch
+        .column(1)
+        .as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+    assert!(
+        batch.num_rows() > 0 && counts.iter().all(|c| c == Some(60)),
+        "{counts:?}"
+    );
+}
