@@ -253,7 +253,7 @@ impl ExecutionPlan for TopicScanExec {
         };
         let metrics = ScanMetrics::new(&self.metrics, partition);
         let projection = self.projection.clone();
-        let topic = self.source.topic().to_string();
+        let topic = self.source.topic_of(scan.partition);
         // Ranges are read one after the other; the next reader opens when the previous ends.
         let source = Arc::clone(&self.source);
         let raw = futures::stream::iter(scan.ranges)

@@ -94,6 +94,13 @@ pub trait Source: Debug + Display + Send + Sync {
     /// The topic (Kafka) or stream (NATS) name, shown as `_topic`.
     fn topic(&self) -> &str;
 
+    /// The `_topic` value of a partition's rows: the topic, or for sources whose partitions
+    /// are separate streams, that partition's stream.
+    fn topic_of(&self, partition: i32) -> String {
+        let _ = partition;
+        self.topic().to_string()
+    }
+
     /// The partition ids, ascending; fails with [`TopicsError::UnknownTopic`] when it does not exist.
     async fn partitions(&self) -> Result<Vec<i32>>;
 

@@ -206,6 +206,14 @@ async fn family_of_streams() {
     )
     .await;
     assert_eq!(rows_of(&ctx, "").await, expected);
+    // `_topic` names each partition's own stream.
+    let b = sql(
+        &ctx,
+        "SELECT _partition, _topic FROM t GROUP BY 1, 2 ORDER BY 1",
+    )
+    .await;
+    let want: Vec<String> = (0..3).map(|p| format!("|{p}|{prefix}-{p}|")).collect();
+    assert_eq!(sorted_rows(&b), want);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

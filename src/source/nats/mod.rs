@@ -244,6 +244,10 @@ impl Source for NatsSource {
         &self.config.stream
     }
 
+    fn topic_of(&self, partition: i32) -> String {
+        self.config.stream_of(partition)
+    }
+
     async fn partitions(&self) -> Result<Vec<i32>> {
         let js = self.context().await?;
         let config = &self.config;
