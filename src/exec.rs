@@ -38,6 +38,7 @@ pub struct TopicScanExec {
     scans: Vec<PartitionScan>,
     limit: Option<usize>,
     declared_order: Vec<Vec<SortExpr>>,
+    fail_on_data_loss: bool,
     props: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
@@ -59,6 +60,7 @@ impl TopicScanExec {
             scans,
             limit,
             declared_order: Vec::new(),
+            fail_on_data_loss: true,
             props: Arc::new(props),
             metrics: ExecutionPlanMetricsSet::new(),
         }
@@ -74,6 +76,13 @@ impl TopicScanExec {
             &order,
         ));
         self.declared_order = order;
+        self
+    }
+
+    /// Whether offsets removed while reading fail the scan (default) or are skipped and
+    /// counted in the `offsets_skipped` metric.
+    pub fn with_fail_on_data_loss(mut self, fail: bool) -> Self {
+        self.fail_on_data_loss = fail;
         self
     }
 
@@ -163,6 +172,9 @@ impl DisplayAs for TopicScanExec {
         if let Some(limit) = self.limit {
             write!(f, ", limit={limit}")?;
         }
+        if !self.fail_on_data_loss {
+            f.write_str(", fail_on_data_loss=false")?;
+        }
         Ok(())
     }
 }
@@ -242,6 +254,7 @@ impl ExecutionPlan for TopicScanExec {
             needs: self.projection.needs,
             batch_rows: context.session_config().batch_size(),
             max_messages: self.limit.map(|l| l as u64),
+            fail_on_data_loss: self.fail_on_data_loss,
         };
         let mut decoder = if request.needs.value {
             Some(self.format.decoder(
@@ -252,6 +265,7 @@ impl ExecutionPlan for TopicScanExec {
             None
         };
         let metrics = ScanMetrics::new(&self.metrics, partition);
+        metrics.skipped.add(scan.skipped as usize);
         let projection = self.projection.clone();
         let topic = self.source.topic_of(scan.partition);
         // Ranges are read one after the other; the next reader opens when the previous ends.
@@ -262,6 +276,7 @@ impl ExecutionPlan for TopicScanExec {
             let raw: RawBatch = item?;
             metrics.messages.add(raw.len());
             metrics.bytes.add(raw.bytes as usize);
+            metrics.skipped.add(raw.skipped as usize);
             let values = match (&mut decoder, &raw.values) {
                 (Some(d), Some(v)) => {
                     let _timer = metrics.decode_time.timer();
@@ -304,6 +319,7 @@ struct ScanMetrics {
     messages: Count,
     bytes: Count,
     decode_time: Time,
+    skipped: Count,
 }
 
 impl ScanMetrics {
@@ -312,6 +328,7 @@ impl ScanMetrics {
             messages: MetricBuilder::new(set).counter("messages_fetched", partition),
             bytes: MetricBuilder::new(set).counter("bytes_fetched", partition),
             decode_time: MetricBuilder::new(set).subset_time("decode_time", partition),
+            skipped: MetricBuilder::new(set).counter("offsets_skipped", partition),
         }
     }
 }

@@ -111,6 +111,7 @@ pub async fn infer_json_schema(source: &dyn Source, sample: usize) -> Result<Sch
         },
         batch_rows: 1024,
         max_messages: None,
+        fail_on_data_loss: false,
     };
     let mut values: Vec<Vec<u8>> = Vec::new();
     for (p, w) in partitions.iter().zip(&marks) {

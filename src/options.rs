@@ -79,6 +79,12 @@ pub const SCAN_OPTIONS: &[OptionDoc] = &[
         meaning: "Exclusive end offsets per partition (with scan.bounded.mode = specific-offsets); unlisted partitions end at the high watermark when the query starts.",
     },
     OptionDoc {
+        key: "scan.fail-on-data-loss",
+        values: "true | false",
+        default: "true",
+        meaning: "When offsets a scan needs were removed by retention (or purged), fail the query (true) or skip them and count them in the offsets_skipped metric (false).",
+    },
+    OptionDoc {
         key: "scan.timestamp.max-skew",
         values: "duration such as 0s, 500ms, 30s",
         default: "unset (0 for log-append-time topics)",
@@ -233,6 +239,9 @@ pub struct ScanOptions {
     pub timestamp_max_skew: Option<Duration>,
     /// Messages JSON schema inference samples (`value.json.infer-sample-size`).
     pub json_infer_sample: usize,
+    /// Fail when offsets a scan needs were removed (`scan.fail-on-data-loss`, default true);
+    /// otherwise skip them and count them in the `offsets_skipped` metric.
+    pub fail_on_data_loss: bool,
 }
 
 /// Default of `value.json.infer-sample-size`.
@@ -247,6 +256,7 @@ impl Default for ScanOptions {
             group_id: None,
             timestamp_max_skew: None,
             json_infer_sample: DEFAULT_JSON_INFER_SAMPLE,
+            fail_on_data_loss: true,
         }
     }
 }
@@ -501,6 +511,7 @@ pub fn parse_scan_options(
                         )
                     })?
             }
+            "scan.fail-on-data-loss" => scan.fail_on_data_loss = parse_bool(key, value)?,
             "scan.timestamp.max-skew" => {
                 scan.timestamp_max_skew = Some(parse_duration_allow_zero(key, value)?)
             }

@@ -19,6 +19,8 @@ pub struct PartitionScan {
     pub partition: i32,
     /// Disjoint ranges in ascending order; only the last may be open.
     pub ranges: Vec<OffsetRange>,
+    /// Offsets the start skipped because they were removed (`scan.fail-on-data-loss = false`).
+    pub skipped: u64,
 }
 
 impl PartitionScan {
@@ -108,6 +110,7 @@ pub async fn plan_scan(
         scans.push(PartitionScan {
             partition: pos.partition,
             ranges,
+            skipped: pos.skipped,
         });
     }
     Ok(scans)

@@ -16,6 +16,8 @@ pub struct PartitionPositions {
     pub range: OffsetRange,
     /// The partition's watermarks when the query started.
     pub marks: Watermarks,
+    /// Offsets below the low watermark the start skipped (`scan.fail-on-data-loss = false`).
+    pub skipped: u64,
 }
 
 /// Resolves the table's start and end positions for `partitions`.
@@ -30,7 +32,7 @@ pub async fn resolve_ranges(
     let marks = source.watermarks(partitions).await?;
     let topic = source.topic();
 
-    let starts: Vec<i64> = match &scan.startup {
+    let mut starts: Vec<i64> = match &scan.startup {
         StartupMode::Earliest => marks.iter().map(|w| w.low).collect(),
         StartupMode::Latest => marks.iter().map(|w| w.high).collect(),
         StartupMode::Timestamp(ts) => source.offsets_for_timestamp(partitions, *ts).await?,
@@ -52,8 +54,22 @@ pub async fn resolve_ranges(
                 .collect()
         }
     };
-    for ((&p, w), &start) in partitions.iter().zip(&marks).zip(&starts) {
-        check_start(topic, p, start, w, &scan.startup)?;
+    let mut skipped = vec![0u64; partitions.len()];
+    for (i, ((&p, w), start)) in partitions
+        .iter()
+        .zip(&marks)
+        .zip(starts.iter_mut())
+        .enumerate()
+    {
+        if *start < w.low && !scan.fail_on_data_loss {
+            log::warn!(
+                "{topic} partition {p}: offsets [{start}, {}) were removed; skipping them",
+                w.low
+            );
+            skipped[i] = (w.low - *start) as u64;
+            *start = w.low;
+        }
+        check_start(topic, p, *start, w, &scan.startup)?;
     }
 
     let ends: Vec<Option<i64>> = match &scan.bounded {
@@ -79,14 +95,18 @@ pub async fn resolve_ranges(
         .iter()
         .zip(marks)
         .zip(starts.into_iter().zip(ends))
-        .map(|((&partition, marks), (start, end))| PartitionPositions {
-            partition,
-            range: OffsetRange {
-                start,
-                end: end.map(|e| e.max(start)),
+        .zip(skipped)
+        .map(
+            |(((&partition, marks), (start, end)), skipped)| PartitionPositions {
+                partition,
+                range: OffsetRange {
+                    start,
+                    end: end.map(|e| e.max(start)),
+                },
+                marks,
+                skipped,
             },
-            marks,
-        })
+        )
         .collect())
 }
 

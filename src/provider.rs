@@ -149,6 +149,9 @@ impl TableProvider for StreamingTableProvider {
             scans,
             limit,
         );
-        Ok(Arc::new(exec.with_declared_order(self.order.clone())))
+        Ok(Arc::new(
+            exec.with_declared_order(self.order.clone())
+                .with_fail_on_data_loss(self.scan.fail_on_data_loss),
+        ))
     }
 }

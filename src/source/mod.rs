@@ -77,6 +77,9 @@ pub struct ReadRequest {
     pub batch_rows: usize,
     /// Stop after this many messages (LIMIT pushdown).
     pub max_messages: Option<u64>,
+    /// Fail on offsets removed while reading (true), or skip and count them in
+    /// [`RawBatch::skipped`].
+    pub fail_on_data_loss: bool,
 }
 
 /// A stream of raw batches read from one partition.

@@ -54,6 +54,8 @@ pub struct RawBatch {
     pub subjects: Option<StringArray>,
     /// Key, value and header bytes received for these messages.
     pub bytes: u64,
+    /// Offsets skipped before these messages because they were removed (data loss allowed).
+    pub skipped: u64,
 }
 
 impl RawBatch {
@@ -91,6 +93,7 @@ pub struct RawBatchBuilder {
     headers: Option<MapBuilder<StringBuilder, BinaryBuilder>>,
     subjects: Option<StringBuilder>,
     bytes: u64,
+    skipped: u64,
     capacity: usize,
 }
 
@@ -112,6 +115,7 @@ impl RawBatchBuilder {
                 .subject
                 .then(|| StringBuilder::with_capacity(capacity, 0)),
             bytes: 0,
+            skipped: 0,
             capacity,
         }
     }
@@ -157,6 +161,16 @@ impl RawBatchBuilder {
         }
     }
 
+    /// Records offsets skipped because they were removed; reported with the next batch.
+    pub fn skip(&mut self, offsets: u64) {
+        self.skipped += offsets;
+    }
+
+    /// True when there is something to report: messages or skipped offsets.
+    pub fn has_news(&self) -> bool {
+        !self.is_empty() || self.skipped > 0
+    }
+
     /// Messages appended since the last [`Self::finish`].
     pub fn len(&self) -> usize {
         self.offsets.len()
@@ -191,8 +205,10 @@ impl RawBatchBuilder {
             headers: self.headers.as_mut().map(MapBuilder::finish),
             subjects: self.subjects.as_mut().map(StringBuilder::finish),
             bytes: self.bytes,
+            skipped: self.skipped,
         };
         self.bytes = 0;
+        self.skipped = 0;
         batch
     }
 }

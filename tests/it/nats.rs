@@ -751,3 +751,99 @@ async fn nkey_authentication() {
         "{err}"
     );
 }
+
+/// Sum of `offsets_skipped` over the topic scans of a plan.
+fn skipped(plan: &std::sync::Arc<dyn datafusion::physical_plan::ExecutionPlan>) -> usize {
+    let own = plan
+        .downcast_ref::<datafusion_topics::TopicScanExec>()
+        .and_then(|_| plan.metrics())
+        .and_then(|m| m.sum_by_name("offsets_skipped"))
+        .map_or(0, |v| v.as_usize());
+    own + plan.children().into_iter().map(skipped).sum::<usize>()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purged_sequences_fail_or_are_skipped_and_counted() {
+    let js = jetstream().await;
+    let stream = create_stream(&js, "loss", &["x"]).await;
+    let subject = format!("{stream}.x");
+    for i in 0..10 {
+        publish(&js, &subject, format!("v{i}")).await;
+    }
+    let purge = |upto: u64| {
+        let js = js.clone();
+        let stream = stream.clone();
+        async move {
+            js.get_stream(&stream)
+                .await
+                .unwrap()
+                .purge()
+                .sequence(upto)
+                .await
+                .unwrap()
+        }
+    };
+
+    // Removed before planning: skipped at planning and counted.
+    purge(3).await; // sequences 1 and 2 are gone
+    let lenient = [
+        STRING,
+        SNAPSHOT,
+        ("scan.startup.specific-offsets", "partition:0,offset:1"),
+        ("scan.fail-on-data-loss", "false"),
+    ];
+    let ctx = nats_table(&stream, no_columns(), &lenient).await;
+    let plan = ctx
+        .sql("SELECT value FROM t")
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let b = datafusion::physical_plan::collect(std::sync::Arc::clone(&plan), ctx.task_ctx())
+        .await
+        .unwrap();
+    assert_eq!(rows(&b), 8);
+    assert_eq!(skipped(&plan), 2);
+
+    // Removed after planning, before reading: the reader fails by default...
+    let strict = nats_table(&stream, no_columns(), &[STRING, SNAPSHOT]).await;
+    let strict_plan = strict
+        .sql("SELECT value FROM t")
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    let lenient_ctx = nats_table(
+        &stream,
+        no_columns(),
+        &[STRING, SNAPSHOT, ("scan.fail-on-data-loss", "false")],
+    )
+    .await;
+    let lenient_plan = lenient_ctx
+        .sql("SELECT value FROM t")
+        .await
+        .unwrap()
+        .create_physical_plan()
+        .await
+        .unwrap();
+    purge(6).await; // now 3, 4 and 5 are gone too
+    let err = datafusion::physical_plan::collect(strict_plan, strict.task_ctx())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("data loss") && err.contains("offset 3") && err.contains(&stream),
+        "{err}"
+    );
+    // ...or skips and counts them.
+    let b = datafusion::physical_plan::collect(
+        std::sync::Arc::clone(&lenient_plan),
+        lenient_ctx.task_ctx(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rows(&b), 5);
+    assert_eq!(skipped(&lenient_plan), 3);
+}

@@ -58,7 +58,7 @@ pub(super) fn read_partition(
 
 /// Sends a finished batch; returns false when the receiver is gone (the scan was dropped).
 fn emit(tx: &mpsc::Sender<Result<RawBatch>>, builder: &mut RawBatchBuilder) -> bool {
-    builder.is_empty() || tx.blocking_send(Ok(builder.finish())).is_ok()
+    !builder.has_news() || tx.blocking_send(Ok(builder.finish())).is_ok()
 }
 
 fn run(
@@ -144,6 +144,31 @@ fn run(
                 // librdkafka reconnects by itself; a live scan keeps waiting for the brokers.
                 log::warn!("{}: {}", action(), config.properties.scrub(e.to_string()));
             }
+            Some(Err(e)) if is_data_loss(&e) && !request.fail_on_data_loss => {
+                // Retention removed offsets ahead of us: skip to the new start and count.
+                let (low, _) = consumer
+                    .fetch_watermarks(topic, partition, config.timeout)
+                    .map_err(|e| config.client_error(action(), e))?;
+                if low <= next_offset {
+                    return Err(config.client_error(action(), e));
+                }
+                log::warn!(
+                    "{}: offsets [{next_offset}, {low}) were removed; skipping them",
+                    action()
+                );
+                builder.skip((low - next_offset) as u64);
+                next_offset = low;
+                if range.end.is_some_and(|end| next_offset >= end) {
+                    emit(tx, &mut builder);
+                    return Ok(());
+                }
+                let mut tpl = TopicPartitionList::new();
+                tpl.add_partition_offset(topic, partition, Offset::Offset(low))
+                    .map_err(|e| config.client_error(action(), e))?;
+                consumer
+                    .assign(&tpl)
+                    .map_err(|e| config.client_error(action(), e))?;
+            }
             Some(Err(e)) => {
                 emit(tx, &mut builder);
                 return Err(match e.rdkafka_error_code() {
@@ -167,6 +192,14 @@ fn run(
             }
         }
     }
+}
+
+/// Errors meaning the offset to read no longer exists.
+fn is_data_loss(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::OffsetOutOfRange | RDKafkaErrorCode::AutoOffsetReset)
+    )
 }
 
 /// Connection-level errors librdkafka recovers from on its own.

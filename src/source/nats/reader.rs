@@ -90,7 +90,7 @@ pub(super) async fn first_sequence_from(
 }
 
 async fn emit(tx: &mpsc::Sender<Result<RawBatch>>, builder: &mut RawBatchBuilder) -> bool {
-    builder.is_empty() || tx.send(Ok(builder.finish())).await.is_ok()
+    !builder.has_news() || tx.send(Ok(builder.finish())).await.is_ok()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -106,14 +106,30 @@ async fn run(
 ) -> Result<()> {
     let name = &stream.cached_info().config.name;
     let action = || format!("reading stream '{name}' partition {partition} range {range}");
+    let mut builder = RawBatchBuilder::new(partition, request.needs, request.batch_rows.max(1));
+    let mut range = range;
     let state = &stream.cached_info().state;
     if state.messages > 0 && range.start < state.first_sequence as i64 {
-        return Err(TopicsError::DataLoss {
-            topic: name.clone(),
-            partition,
-            offset: range.start,
-            detail: format!("the stream now starts at sequence {}", state.first_sequence),
-        });
+        let first = state.first_sequence as i64;
+        if request.fail_on_data_loss {
+            return Err(TopicsError::DataLoss {
+                topic: name.clone(),
+                partition,
+                offset: range.start,
+                detail: format!("the stream now starts at sequence {first}"),
+            });
+        }
+        log::warn!(
+            "{}: sequences [{}, {first}) were removed; skipping them",
+            action(),
+            range.start
+        );
+        builder.skip((first - range.start) as u64);
+        range.start = first;
+        if range.is_empty() {
+            emit(tx, &mut builder).await;
+            return Ok(());
+        }
     }
     let consumer_config = consumer::pull::OrderedConfig {
         filter_subject: subject.unwrap_or_default(),
@@ -129,13 +145,13 @@ async fn run(
     // Nothing stored at or after the start: a closed range (which never ends beyond what was
     // stored when it was planned) is complete.
     if range.end.is_some() && consumer.cached_info().num_pending == 0 {
+        emit(tx, &mut builder).await;
         return Ok(());
     }
     let mut messages = consumer
         .messages()
         .await
         .map_err(|e| config.client_error(action(), e))?;
-    let mut builder = RawBatchBuilder::new(partition, request.needs, request.batch_rows.max(1));
     let mut remaining = request.max_messages.unwrap_or(u64::MAX);
     let mut last_check = Instant::now();
 
