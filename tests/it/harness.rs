@@ -376,12 +376,17 @@ pub async fn nats_table(
     value_schema: SchemaRef,
     pairs: &[(&str, &str)],
 ) -> SessionContext {
-    let options = datafusion_topics::NatsTableOptions::parse(
-        &nats_location(stream),
-        value_schema,
-        &opts(pairs),
-    )
-    .expect("options");
+    nats_table_at(&nats_location(stream), value_schema, pairs).await
+}
+
+/// A session with the NATS stream at `location` (any server) registered as table `t`.
+pub async fn nats_table_at(
+    location: &str,
+    value_schema: SchemaRef,
+    pairs: &[(&str, &str)],
+) -> SessionContext {
+    let options = datafusion_topics::NatsTableOptions::parse(location, value_schema, &opts(pairs))
+        .expect("options");
     let provider = StreamingTableProvider::try_new_nats(options)
         .await
         .expect("provider");
@@ -389,4 +394,14 @@ pub async fn nats_table(
     ctx.register_table("t", Arc::new(provider))
         .expect("register");
     ctx
+}
+
+/// The error creating a NATS table at `location` gives.
+pub async fn nats_table_error(location: &str, pairs: &[(&str, &str)]) -> String {
+    let options = datafusion_topics::NatsTableOptions::parse(location, no_columns(), &opts(pairs))
+        .expect("options");
+    StreamingTableProvider::try_new_nats(options)
+        .await
+        .expect_err("creating the table should fail")
+        .to_string()
 }

@@ -333,16 +333,7 @@ async fn nats_errors_are_named() {
     let js = jetstream().await;
     // Unknown stream.
     let missing = unique_name("nostream").replace('-', "_");
-    let options = datafusion_topics::NatsTableOptions::parse(
-        &nats_location(&missing),
-        no_columns(),
-        &opts(&[]),
-    )
-    .unwrap();
-    let err = datafusion_topics::StreamingTableProvider::try_new_nats(options)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = nats_table_error(&nats_location(&missing), &[]).await;
     assert!(
         err.contains(&missing) && err.contains("does not exist"),
         "{err}"
@@ -352,16 +343,7 @@ async fn nats_errors_are_named() {
     let stream = create_stream(&js, "errs", &["*"]).await;
     let subject = format!("{stream}.a");
     publish(&js, &subject, "x").await;
-    let options = datafusion_topics::NatsTableOptions::parse(
-        &nats_location(&stream),
-        no_columns(),
-        &opts(&[("nats.subjects", "other.1")]),
-    )
-    .unwrap();
-    let err = datafusion_topics::StreamingTableProvider::try_new_nats(options)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = nats_table_error(&nats_location(&stream), &[("nats.subjects", "other.1")]).await;
     assert!(
         err.contains("other.1") && err.contains(&format!("{stream}.*")),
         "{err}"
@@ -373,17 +355,9 @@ async fn nats_errors_are_named() {
         .local_addr()
         .unwrap()
         .port();
-    let options = datafusion_topics::NatsTableOptions::parse(
-        &format!("nats://127.0.0.1:{port}/S"),
-        no_columns(),
-        &opts(&[("connect.timeout", "1s")]),
-    )
-    .unwrap();
     let started = std::time::Instant::now();
-    let err = datafusion_topics::StreamingTableProvider::try_new_nats(options)
-        .await
-        .unwrap_err()
-        .to_string();
+    let location = format!("nats://127.0.0.1:{port}/S");
+    let err = nats_table_error(&location, &[("connect.timeout", "1s")]).await;
     assert!(err.contains(&format!("127.0.0.1:{port}")), "{err}");
     assert!(started.elapsed() < Duration::from_secs(15));
 
@@ -533,30 +507,18 @@ async fn user_password_and_token_authentication() {
             ("value.format", "string"),
             ("scan.bounded.mode", "latest-offset"),
         ]);
-        let options =
-            datafusion_topics::NatsTableOptions::parse(&location, no_columns(), &opts(&pairs))
-                .unwrap();
-        let table = datafusion_topics::StreamingTableProvider::try_new_nats(options)
-            .await
-            .unwrap();
+        let ctx = nats_table_at(&location, no_columns(), &pairs).await;
+        let table = ctx.table_provider("t").await.unwrap();
         assert!(
             !format!("{table:?}").contains(good.last().unwrap().1),
             "secret in Debug output"
         );
-        let ctx = datafusion_topics::session_context();
-        ctx.register_table("t", std::sync::Arc::new(table)).unwrap();
         let b = sql(&ctx, "SELECT value FROM t").await;
         assert_eq!(b[0].column(0).as_string::<i32>().value(0), "hello");
 
         let mut pairs = bad.clone();
         pairs.push(("connect.timeout", "2s"));
-        let options =
-            datafusion_topics::NatsTableOptions::parse(&location, no_columns(), &opts(&pairs))
-                .unwrap();
-        let err = datafusion_topics::StreamingTableProvider::try_new_nats(options)
-            .await
-            .unwrap_err()
-            .to_string();
+        let err = nats_table_error(&location, &pairs).await;
         assert!(
             !err.contains(bad.last().unwrap().1),
             "secret in error: {err}"
@@ -654,29 +616,14 @@ async fn tls_with_a_self_signed_certificate() {
 
     let location = format!("{}/TLS", server.url);
     let ca = path("ca.pem");
-    let ctx = {
-        let pairs = [("nats.tls.ca-file", ca.as_str()), STRING, SNAPSHOT];
-        let options =
-            datafusion_topics::NatsTableOptions::parse(&location, no_columns(), &opts(&pairs))
-                .unwrap();
-        let table = datafusion_topics::StreamingTableProvider::try_new_nats(options)
-            .await
-            .unwrap();
-        let ctx = datafusion_topics::session_context();
-        ctx.register_table("t", std::sync::Arc::new(table)).unwrap();
-        ctx
-    };
+    let pairs = [("nats.tls.ca-file", ca.as_str()), STRING, SNAPSHOT];
+    let ctx = nats_table_at(&location, no_columns(), &pairs).await;
     let b = sql(&ctx, "SELECT value FROM t").await;
     assert_eq!(b[0].column(0).as_string::<i32>().value(0), "over tls");
 
     // Without trusting the CA the connection is refused, within the timeout.
     let pairs = [("nats.tls.required", "true"), ("connect.timeout", "3s")];
-    let options =
-        datafusion_topics::NatsTableOptions::parse(&location, no_columns(), &opts(&pairs)).unwrap();
-    let err = datafusion_topics::StreamingTableProvider::try_new_nats(options)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = nats_table_error(&location, &pairs).await;
     assert!(err.contains(&server.url.replace("nats://", "")), "{err}");
     // A CA file that does not exist is named.
     let err = datafusion_topics::NatsTableOptions::parse(
@@ -719,17 +666,12 @@ async fn nkey_authentication() {
 
     let location = format!("{}/NKEY", server.url);
     let pairs = [("nats.nkey-seed", seed.as_str()), STRING, SNAPSHOT];
-    let options =
-        datafusion_topics::NatsTableOptions::parse(&location, no_columns(), &opts(&pairs)).unwrap();
-    let table = datafusion_topics::StreamingTableProvider::try_new_nats(options)
-        .await
-        .unwrap();
+    let ctx = nats_table_at(&location, no_columns(), &pairs).await;
+    let table = ctx.table_provider("t").await.unwrap();
     assert!(
         !format!("{table:?}").contains(&seed),
         "seed in Debug output"
     );
-    let ctx = datafusion_topics::session_context();
-    ctx.register_table("t", std::sync::Arc::new(table)).unwrap();
     let b = sql(&ctx, "SELECT value FROM t").await;
     assert_eq!(b[0].column(0).as_string::<i32>().value(0), "signed");
 
@@ -739,12 +681,7 @@ async fn nkey_authentication() {
         ("nats.nkey-seed", other.as_str()),
         ("connect.timeout", "3s"),
     ];
-    let options =
-        datafusion_topics::NatsTableOptions::parse(&location, no_columns(), &opts(&pairs)).unwrap();
-    let err = datafusion_topics::StreamingTableProvider::try_new_nats(options)
-        .await
-        .unwrap_err()
-        .to_string();
+    let err = nats_table_error(&location, &pairs).await;
     assert!(!err.contains(&other), "seed in error: {err}");
     assert!(
         err.contains("uthori") || err.contains("uthenticat"),
