@@ -12,7 +12,7 @@
 //! use std::sync::Arc;
 //! use datafusion::arrow::datatypes::{DataType, Field, Schema};
 //! use datafusion::prelude::SessionContext;
-//! use datafusion_topics::{KafkaTableOptions, StreamingTableProvider};
+//! use datafusion_topics::{KafkaTableOptions, StreamingTableProvider, options_from_pairs};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
 //! let value_schema = Arc::new(Schema::new(vec![
@@ -22,10 +22,7 @@
 //! let options = KafkaTableOptions::parse(
 //!     "kafka://127.0.0.1:9092/orders",
 //!     value_schema,
-//!     &[("value.format", "json"), ("scan.bounded.mode", "latest-offset")]
-//!         .into_iter()
-//!         .map(|(k, v)| (k.to_string(), v.to_string()))
-//!         .collect(),
+//!     &options_from_pairs([("value.format", "json"), ("scan.bounded.mode", "latest-offset")]),
 //! )?;
 //! let ctx = SessionContext::new();
 //! ctx.register_table("orders", Arc::new(StreamingTableProvider::try_new_kafka(options).await?))?;
@@ -55,7 +52,9 @@ pub use error::{Result, TopicsError};
 pub use exec::TopicScanExec;
 pub use factory::TopicTableFactory;
 pub use format::ValueFormat;
-pub use options::{BoundedMode, KafkaTableOptions, NatsTableOptions, ScanOptions, StartupMode};
+pub use options::{
+    BoundedMode, KafkaTableOptions, NatsTableOptions, ScanOptions, StartupMode, options_from_pairs,
+};
 pub use planner::{PartitionScan, TimestampOrder};
 pub use provider::StreamingTableProvider;
 pub use session::{session_context, session_state_builder, streaming_config};

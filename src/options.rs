@@ -11,7 +11,7 @@ use arrow::datatypes::{Schema, SchemaRef};
 
 use crate::error::{Result, TopicsError};
 use crate::format::ValueFormat;
-use crate::secret::{ClientProperties, REDACTED, is_secret_key};
+use crate::secret::{REDACTED, is_secret_key};
 use crate::source::kafka::KafkaConfig;
 use crate::source::nats::{NatsConfig, NatsPartitioning, parse_nats_location};
 
@@ -795,7 +795,7 @@ fn valid_keys(docs: &[OptionDoc]) -> String {
         .join(", ")
 }
 
-/// Kept for callers that build option maps by hand.
+/// Builds an options map from `(key, value)` pairs, for code that creates tables directly.
 pub fn options_from_pairs<'a>(
     pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
 ) -> HashMap<String, String> {
@@ -803,16 +803,6 @@ pub fn options_from_pairs<'a>(
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
-}
-
-/// Redacted `key=value` list of client properties, for EXPLAIN and Debug.
-pub fn describe_properties(props: &ClientProperties) -> String {
-    props
-        .redacted()
-        .into_iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]
