@@ -124,13 +124,7 @@ async fn with_order_makes_event_time_windows_a_streaming_plan() {
     };
 
     // Declared order: an unbounded plan whose aggregation runs in sorted (streaming) mode.
-    let plan = ctx
-        .sql(&window("w"))
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let plan = physical_plan(&ctx, &window("w")).await;
     assert!(
         plan.boundedness().is_unbounded(),
         "the table follows the log"
@@ -214,13 +208,7 @@ async fn event_time_windows_close_while_the_stream_is_live() {
     )
     .await;
     let query = "SELECT date_bin(INTERVAL '1 minute', _timestamp) AS minute, count(*) AS n FROM w GROUP BY 1";
-    let plan = ctx
-        .sql(query)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let plan = physical_plan(&ctx, query).await;
     let mut stream = datafusion::physical_plan::execute_stream(plan, ctx.task_ctx()).unwrap();
     use futures::StreamExt;
     // Ten minutes of data: complete windows come out while the scan keeps following the log.

@@ -405,3 +405,28 @@ pub async fn nats_table_error(location: &str, pairs: &[(&str, &str)]) -> String 
         .expect_err("creating the table should fail")
         .to_string()
 }
+
+/// The physical plan of a query.
+pub async fn physical_plan(
+    ctx: &SessionContext,
+    query: &str,
+) -> Arc<dyn datafusion::physical_plan::ExecutionPlan> {
+    ctx.sql(query)
+        .await
+        .unwrap_or_else(|e| panic!("{query}: {e}"))
+        .create_physical_plan()
+        .await
+        .unwrap_or_else(|e| panic!("{query}: {e}"))
+}
+
+/// Waits (10 s at most) until no partition reader of `topic` runs any more.
+pub async fn wait_for_readers_released(topic: &str, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while datafusion_topics::source::running_readers(topic) > 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "readers still running after {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -104,13 +104,7 @@ async fn scan_returns_exactly_the_produced_messages_in_offset_order() {
     assert_eq!(got, expected);
 
     // One output partition per Kafka partition, each in contiguous offset order.
-    let plan = ctx
-        .sql(query)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let plan = physical_plan(&ctx, query).await;
     assert_eq!(plan.output_partitioning().partition_count(), 3);
     let streams = execute_stream_partitioned(plan, ctx.task_ctx()).unwrap();
     for stream in streams {
@@ -180,13 +174,7 @@ async fn unbounded_scan_follows_the_log_and_limit_finishes() {
     produce(&topic, &first).await;
     let ctx = kafka_table(&topic, no_columns(), &[("value.format", "string")]).await;
 
-    let plan = ctx
-        .sql("SELECT value FROM t")
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let plan = physical_plan(&ctx, "SELECT value FROM t").await;
     assert!(plan.boundedness().is_unbounded());
     let running = || datafusion_topics::source::running_readers(&topic);
     assert_eq!(running(), 0);
@@ -203,14 +191,7 @@ async fn unbounded_scan_follows_the_log_and_limit_finishes() {
     // Dropping the stream releases the partition readers promptly.
     assert_eq!(running(), 2, "one reader per partition");
     drop(stream);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while running() > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "readers still running after drop"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_readers_released(&topic, "drop").await;
 
     // LIMIT on an unbounded table returns n rows and finishes.
     let b = tokio::time::timeout(
@@ -221,21 +202,8 @@ async fn unbounded_scan_follows_the_log_and_limit_finishes() {
     .unwrap();
     assert_eq!(rows(&b), 3);
     // Once the LIMIT is satisfied the readers are released (partition 1 may still have been waiting).
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while running() > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "readers still running after LIMIT finished"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let plan = ctx
-        .sql("SELECT value FROM t LIMIT 3")
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    wait_for_readers_released(&topic, "LIMIT finished").await;
+    let plan = physical_plan(&ctx, "SELECT value FROM t LIMIT 3").await;
     assert!(
         datafusion::physical_plan::displayable(plan.as_ref())
             .indent(true)

@@ -80,13 +80,7 @@ async fn latest_start_reads_only_new_messages() {
         ],
     )
     .await;
-    let plan = ctx
-        .sql("SELECT value FROM t")
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let plan = physical_plan(&ctx, "SELECT value FROM t").await;
     let mut stream = execute_stream(plan, ctx.task_ctx()).unwrap();
     produce(
         &topic,

@@ -93,13 +93,7 @@ async fn subject_partitions_from_a_list_and_from_a_wildcard() {
         // No message appears in two partitions.
         let seqs: BTreeSet<i64> = got.iter().map(|r| r.1).collect();
         assert_eq!(seqs.len(), got.len());
-        let plan = ctx
-            .sql("SELECT * FROM t")
-            .await
-            .unwrap()
-            .create_physical_plan()
-            .await
-            .unwrap();
+        let plan = physical_plan(&ctx, "SELECT * FROM t").await;
         assert_eq!(plan.output_partitioning().partition_count(), 3);
     }
 }
@@ -160,15 +154,11 @@ async fn pushdown_on_sequences_and_times() {
         got,
         vec![(1, late, format!("{stream}.1"), "late".to_string())]
     );
-    let plan = ctx
-        .sql(&format!(
-            "SELECT * FROM t WHERE _timestamp < to_timestamp_millis({cut})"
-        ))
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let plan = physical_plan(
+        &ctx,
+        &format!("SELECT * FROM t WHERE _timestamp < to_timestamp_millis({cut})"),
+    )
+    .await;
     assert!(
         !plan.boundedness().is_unbounded(),
         "an upper time bound ends every partition"
@@ -251,13 +241,7 @@ async fn start_positions_live_scans_and_limit() {
         &[STRING, ("scan.startup.mode", "latest-offset")],
     )
     .await;
-    let plan = ctx
-        .sql("SELECT value FROM t")
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let plan = physical_plan(&ctx, "SELECT value FROM t").await;
     assert!(plan.boundedness().is_unbounded());
     let mut live = execute_stream(plan, ctx.task_ctx()).unwrap();
     publish(&js, &b, "new1").await;
@@ -268,14 +252,7 @@ async fn start_positions_live_scans_and_limit() {
     // Dropping the scan stops its reader (and so its consumer) promptly.
     assert_eq!(datafusion_topics::source::running_readers(&stream), 1);
     drop(live);
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while datafusion_topics::source::running_readers(&stream) > 0 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "reader still running after drop"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_readers_released(&stream, "drop").await;
 
     // LIMIT on the unbounded table finishes.
     let ctx = nats_table(&stream, no_columns(), &[STRING]).await;
@@ -389,13 +366,7 @@ async fn nats_errors_are_named() {
 
     // The stream deleted while a live scan reads it.
     let ctx = nats_table(&stream, no_columns(), &[STRING]).await;
-    let plan = ctx
-        .sql("SELECT value FROM t")
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let plan = physical_plan(&ctx, "SELECT value FROM t").await;
     let mut live = execute_stream(plan, ctx.task_ctx()).unwrap();
     next_strings(&mut live, 1).await;
     js.delete_stream(&stream).await.unwrap();
@@ -730,13 +701,7 @@ async fn purged_sequences_fail_or_are_skipped_and_counted() {
         ("scan.fail-on-data-loss", "false"),
     ];
     let ctx = nats_table(&stream, no_columns(), &lenient).await;
-    let plan = ctx
-        .sql("SELECT value FROM t")
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let plan = physical_plan(&ctx, "SELECT value FROM t").await;
     let b = datafusion::physical_plan::collect(std::sync::Arc::clone(&plan), ctx.task_ctx())
         .await
         .unwrap();
@@ -745,26 +710,14 @@ async fn purged_sequences_fail_or_are_skipped_and_counted() {
 
     // Removed after planning, before reading: the reader fails by default...
     let strict = nats_table(&stream, no_columns(), &[STRING, SNAPSHOT]).await;
-    let strict_plan = strict
-        .sql("SELECT value FROM t")
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let strict_plan = physical_plan(&strict, "SELECT value FROM t").await;
     let lenient_ctx = nats_table(
         &stream,
         no_columns(),
         &[STRING, SNAPSHOT, ("scan.fail-on-data-loss", "false")],
     )
     .await;
-    let lenient_plan = lenient_ctx
-        .sql("SELECT value FROM t")
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let lenient_plan = physical_plan(&lenient_ctx, "SELECT value FROM t").await;
     purge(6).await; // now 3, 4 and 5 are gone too
     let err = datafusion::physical_plan::collect(strict_plan, strict.task_ctx())
         .await

@@ -35,13 +35,7 @@ async fn run(
     ctx: &SessionContext,
     query: &str,
 ) -> (Vec<(i32, i64)>, Arc<dyn ExecutionPlan>, usize) {
-    let plan = ctx
-        .sql(query)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
+    let plan = physical_plan(ctx, query).await;
     let batches = collect(Arc::clone(&plan), ctx.task_ctx()).await.unwrap();
     let pairs = partition_offsets(&batches);
     let fetched = fetched(&plan);
