@@ -15,8 +15,8 @@ use crate::format::ValueFormat;
 use crate::options::{KafkaTableOptions, NatsTableOptions, ScanOptions};
 use crate::provider::StreamingTableProvider;
 use crate::schema::{KAFKA_METADATA, NATS_METADATA};
-use crate::source::kafka::KafkaSource;
-use crate::source::nats::NatsSource;
+use crate::source::kafka::{KafkaSource, create_topic_if_missing};
+use crate::source::nats::{NatsSource, create_stream_if_missing};
 use crate::source::{ColumnNeeds, OffsetRange, ReadRequest, Source};
 
 /// `STORED AS KAFKA`.
@@ -74,6 +74,9 @@ impl TableProviderFactory for TopicTableFactory {
         let declared: SchemaRef = Arc::new(Schema::new(value_fields));
         let table = if kind == KAFKA {
             let mut parsed = KafkaTableOptions::parse(location, declared, &cmd.options)?;
+            if let Some(spec) = parsed.create {
+                create_topic_if_missing(&parsed.kafka, spec).await?;
+            }
             if needs_inference(&parsed.scan, &parsed.value_schema) {
                 let source = KafkaSource::new(parsed.kafka.clone());
                 parsed.value_schema =
@@ -82,6 +85,9 @@ impl TableProviderFactory for TopicTableFactory {
             StreamingTableProvider::try_new_kafka(parsed).await?
         } else {
             let mut parsed = NatsTableOptions::parse(location, declared, &cmd.options)?;
+            if parsed.create {
+                create_stream_if_missing(&parsed.nats).await?;
+            }
             if needs_inference(&parsed.scan, &parsed.value_schema) {
                 let source = NatsSource::new(parsed.nats.clone());
                 parsed.value_schema =

@@ -34,6 +34,8 @@
 //! # }
 //! ```
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod error;
 pub mod exec;
 pub mod factory;
@@ -46,6 +48,7 @@ pub mod pushdown;
 pub mod schema;
 pub mod secret;
 pub mod session;
+pub mod sink;
 pub mod source;
 
 pub use error::{Result, TopicsError};

@@ -12,7 +12,7 @@ use arrow::datatypes::{Schema, SchemaRef};
 use crate::error::{Result, TopicsError};
 use crate::format::ValueFormat;
 use crate::secret::{REDACTED, is_secret_key};
-use crate::source::kafka::KafkaConfig;
+use crate::source::kafka::{KafkaConfig, TopicCreation};
 use crate::source::nats::{NatsConfig, NatsPartitioning, parse_nats_location};
 
 /// One documented table option: its key, accepted values, default and meaning.
@@ -95,6 +95,24 @@ pub const SCAN_OPTIONS: &[OptionDoc] = &[
 /// Options only Kafka tables accept (besides [`SCAN_OPTIONS`]).
 pub const KAFKA_OPTIONS: &[OptionDoc] = &[
     OptionDoc {
+        key: "topic.create",
+        values: "true | false",
+        default: "false",
+        meaning: "Create the topic when CREATE EXTERNAL TABLE finds it missing (Kafka: with topic.partitions and topic.replication-factor; NATS: a stream capturing the subjects the partition mapping reads, or the stream's own name).",
+    },
+    OptionDoc {
+        key: "topic.partitions",
+        values: "number",
+        default: "1",
+        meaning: "Partitions of a topic created by topic.create.",
+    },
+    OptionDoc {
+        key: "topic.replication-factor",
+        values: "number",
+        default: "1",
+        meaning: "Replication factor of a topic created by topic.create.",
+    },
+    OptionDoc {
         key: "properties.group.id",
         values: "consumer group id",
         default: "",
@@ -116,6 +134,12 @@ pub const KAFKA_OPTIONS: &[OptionDoc] = &[
 
 /// Options only NATS tables accept (besides [`SCAN_OPTIONS`]).
 pub const NATS_OPTIONS: &[OptionDoc] = &[
+    OptionDoc {
+        key: "topic.create",
+        values: "true | false",
+        default: "false",
+        meaning: "Create the topic when CREATE EXTERNAL TABLE finds it missing (Kafka: with topic.partitions and topic.replication-factor; NATS: a stream capturing the subjects the partition mapping reads, or the stream's own name).",
+    },
     OptionDoc {
         key: "nats.partitioning",
         values: "stream | subject | streams",
@@ -270,6 +294,8 @@ pub struct KafkaTableOptions {
     pub scan: ScanOptions,
     /// The declared value schema (the DDL column list); empty for raw and string formats.
     pub value_schema: SchemaRef,
+    /// Create the topic when it is missing (`topic.create`), with these settings.
+    pub create: Option<TopicCreation>,
 }
 
 impl KafkaTableOptions {
@@ -285,9 +311,19 @@ impl KafkaTableOptions {
         let (bootstrap, topic) = parse_kafka_location(location)?;
         let mut kafka = KafkaConfig::new(bootstrap, topic);
         let mut group_id = None;
+        let mut create = false;
+        let mut spec = TopicCreation {
+            partitions: 1,
+            replication: 1,
+        };
         let mut scan =
             parse_scan_options(&value_schema, options, KAFKA_OPTIONS, &mut |key, value| {
                 match key {
+                    "topic.create" => create = parse_bool(key, value)?,
+                    "topic.partitions" => spec.partitions = parse_count(key, value, 100_000)?,
+                    "topic.replication-factor" => {
+                        spec.replication = parse_count(key, value, i16::MAX as i32)?
+                    }
                     "properties.group.id" => {
                         let group = non_empty(key, value)?;
                         kafka.group_id = Some(group.clone());
@@ -313,6 +349,7 @@ impl KafkaTableOptions {
             kafka,
             scan,
             value_schema,
+            create: create.then_some(spec),
         })
     }
 
@@ -322,6 +359,7 @@ impl KafkaTableOptions {
             kafka: KafkaConfig::new(bootstrap.into(), topic.into()),
             scan: ScanOptions::default(),
             value_schema: Arc::new(Schema::empty()),
+            create: None,
         }
     }
 }
@@ -335,6 +373,8 @@ pub struct NatsTableOptions {
     pub scan: ScanOptions,
     /// The declared value schema (the DDL column list); empty for raw and string formats.
     pub value_schema: SchemaRef,
+    /// Create the stream when it is missing (`topic.create`).
+    pub create: bool,
 }
 
 impl NatsTableOptions {
@@ -349,8 +389,10 @@ impl NatsTableOptions {
         let mut mapping: Option<String> = None;
         let mut subjects: Option<String> = None;
         let mut count: Option<u32> = None;
+        let mut create = false;
         let scan = parse_scan_options(&value_schema, options, NATS_OPTIONS, &mut |key, value| {
             match key {
+                "topic.create" => create = parse_bool(key, value)?,
                 "connect.timeout" => nats.timeout = parse_duration(key, value)?,
                 "nats.partitioning" => mapping = Some(value.to_ascii_lowercase()),
                 "nats.subjects" => subjects = Some(non_empty(key, value)?),
@@ -432,8 +474,18 @@ impl NatsTableOptions {
             nats,
             scan,
             value_schema,
+            create,
         })
     }
+}
+
+fn parse_count(key: &str, value: &str, max: i32) -> Result<i32> {
+    value
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|n| (1..=max).contains(n))
+        .ok_or_else(|| invalid(key, value, &format!("expected a number from 1 to {max}")))
 }
 
 fn parse_bool(key: &str, value: &str) -> Result<bool> {
@@ -631,8 +683,20 @@ pub fn parse_scan_options(
     Ok(scan)
 }
 
-/// Splits `kafka://h1:9092,h2:9092/topic` into bootstrap servers and topic.
+/// The environment variable that supplies bootstrap servers to a `kafka:///topic` location.
+pub const KAFKA_BOOTSTRAP_ENV: &str = "KAFKA_BOOTSTRAP";
+
+/// Splits `kafka://h1:9092,h2:9092/topic` into bootstrap servers and topic; `kafka:///topic`
+/// takes the servers from the `KAFKA_BOOTSTRAP` environment variable.
 pub fn parse_kafka_location(location: &str) -> Result<(String, String)> {
+    parse_kafka_location_with(location, || std::env::var(KAFKA_BOOTSTRAP_ENV).ok())
+}
+
+/// [`parse_kafka_location`] with the environment lookup supplied by the caller.
+fn parse_kafka_location_with(
+    location: &str,
+    servers_from_env: impl FnOnce() -> Option<String>,
+) -> Result<(String, String)> {
     let bad = |reason: &str| TopicsError::InvalidLocation {
         location: location.to_string(),
         reason: reason.to_string(),
@@ -644,9 +708,18 @@ pub fn parse_kafka_location(location: &str) -> Result<(String, String)> {
         .split_once('/')
         .ok_or_else(|| bad("no topic: expected kafka://host:port/topic"))?;
     let topic = topic.trim_end_matches('/');
-    if servers.is_empty() {
-        return Err(bad("no bootstrap servers before the topic"));
-    }
+    let from_env;
+    let servers = if servers.is_empty() {
+        from_env = servers_from_env().ok_or_else(|| {
+            bad(&format!(
+                "no bootstrap servers before the topic, and {KAFKA_BOOTSTRAP_ENV} is not set \
+                 (kafka:///topic takes the servers from it)"
+            ))
+        })?;
+        from_env.trim()
+    } else {
+        servers
+    };
     for server in servers.split(',') {
         let (host, port) = server
             .rsplit_once(':')
@@ -829,11 +902,20 @@ mod tests {
             "kafka://h/t",
             "kafka://h:1/",
             "kafka://h:1/a b",
-            "kafka:///t",
         ] {
             let err = parse_kafka_location(bad).unwrap_err().to_string();
             assert!(err.contains(bad), "{err}");
         }
+        let err = parse_kafka_location_with("kafka:///t", || None).unwrap_err();
+        assert!(
+            err.to_string().contains("KAFKA_BOOTSTRAP is not set"),
+            "{err}"
+        );
+        assert_eq!(
+            parse_kafka_location_with("kafka:///t", || Some("h:1,h:2".into())).unwrap(),
+            ("h:1,h:2".to_string(), "t".to_string())
+        );
+        assert!(parse_kafka_location_with("kafka:///t", || Some("h".into())).is_err());
     }
 
     #[test]

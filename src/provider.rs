@@ -5,7 +5,9 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 use async_trait::async_trait;
 use datafusion::catalog::{Session, TableProvider};
-use datafusion::error::Result as DFResult;
+use datafusion::datasource::sink::DataSinkExec;
+use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::logical_expr::dml::InsertOp;
 use datafusion::logical_expr::{Expr, SortExpr, TableProviderFilterPushDown, TableType};
 use datafusion::physical_plan::ExecutionPlan;
 
@@ -15,6 +17,7 @@ use crate::options::{KafkaTableOptions, NatsTableOptions, ScanOptions};
 use crate::planner::{TimestampOrder, plan_scan};
 use crate::pushdown::analyze;
 use crate::schema::{KAFKA_METADATA, MetadataColumn, NATS_METADATA, TableSchema};
+use crate::sink::{KafkaWriter, MessageWriter, NatsWriter, RowEncoder, TopicSink};
 use crate::source::Source;
 use crate::source::kafka::KafkaSource;
 use crate::source::nats::NatsSource;
@@ -32,6 +35,7 @@ pub struct StreamingTableProvider {
     schema: TableSchema,
     timestamps: TimestampOrder,
     order: Vec<Vec<SortExpr>>,
+    writer: Option<Arc<dyn MessageWriter>>,
 }
 
 impl StreamingTableProvider {
@@ -56,16 +60,19 @@ impl StreamingTableProvider {
             schema,
             timestamps,
             order: Vec::new(),
+            writer: None,
         })
     }
 
     /// A Kafka table; checks that the topic exists (within the connect timeout) and whether
     /// it uses log-append time.
     pub async fn try_new_kafka(options: KafkaTableOptions) -> Result<Self> {
+        let writer = Arc::new(KafkaWriter::new(options.kafka.clone()));
         let source: Arc<dyn Source> = Arc::new(KafkaSource::new(options.kafka));
         source.partitions().await?;
         let ordered = source.timestamps_ordered().await?;
-        let mut table = Self::try_new(source, options.scan, options.value_schema, KAFKA_METADATA)?;
+        let mut table = Self::try_new(source, options.scan, options.value_schema, KAFKA_METADATA)?
+            .with_writer(writer);
         table.timestamps.ordered = ordered;
         Ok(table)
     }
@@ -80,12 +87,20 @@ impl StreamingTableProvider {
     /// A NATS JetStream table; checks that the stream (and its partition subjects) exist
     /// within the connect timeout.
     pub async fn try_new_nats(options: NatsTableOptions) -> Result<Self> {
+        let writer = Arc::new(NatsWriter::new(options.nats.clone()));
         let source: Arc<dyn Source> = Arc::new(NatsSource::new(options.nats));
         source.partitions().await?;
         let ordered = source.timestamps_ordered().await?;
-        let mut table = Self::try_new(source, options.scan, options.value_schema, NATS_METADATA)?;
+        let mut table = Self::try_new(source, options.scan, options.value_schema, NATS_METADATA)?
+            .with_writer(writer);
         table.timestamps.ordered = ordered;
         Ok(table)
+    }
+
+    /// Lets `INSERT INTO` write to the table through `writer`.
+    pub fn with_writer(mut self, writer: Arc<dyn MessageWriter>) -> Self {
+        self.writer = Some(writer);
+        self
     }
 
     /// The source this table reads.
@@ -153,5 +168,32 @@ impl TableProvider for StreamingTableProvider {
             exec.with_declared_order(self.order.clone())
                 .with_fail_on_data_loss(self.scan.fail_on_data_loss),
         ))
+    }
+
+    /// `INSERT INTO`: encodes rows in the table's value format and writes them, at least once.
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        op: InsertOp,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let target = format!("{} '{}'", self.source.kind(), self.source.topic());
+        let Some(writer) = &self.writer else {
+            return Err(DataFusionError::Plan(format!(
+                "{target} was registered without a writer, so it cannot be inserted into"
+            )));
+        };
+        if op != InsertOp::Append {
+            return Err(DataFusionError::Plan(format!(
+                "{target} is an append-only log: only INSERT INTO (append) is possible, not {op}"
+            )));
+        }
+        let encoder = RowEncoder::new(
+            &input.schema(),
+            self.schema.value_count(),
+            self.scan.value_format,
+        );
+        let sink = TopicSink::new(self.schema(), encoder, Arc::clone(writer));
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
 }

@@ -62,20 +62,19 @@ impl MetadataColumn {
         }
     }
 
-    /// The Arrow field.
+    /// The Arrow field. Every metadata column is nullable even though a scan always fills
+    /// it: `INSERT INTO` leaves the columns it does not name NULL, and NULL there means "let
+    /// the writer choose" (the partitioner picks `_partition`, the broker sets `_offset`).
     pub fn field(&self) -> Field {
-        let (dt, nullable) = match self {
-            Self::Topic | Self::Subject => (DataType::Utf8, false),
-            Self::Partition => (DataType::Int32, false),
-            Self::Offset => (DataType::Int64, false),
-            Self::Timestamp => (
-                DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
-                true,
-            ),
-            Self::Key => (DataType::Binary, true),
-            Self::Headers => (headers_data_type(), false),
+        let dt = match self {
+            Self::Topic | Self::Subject => DataType::Utf8,
+            Self::Partition => DataType::Int32,
+            Self::Offset => DataType::Int64,
+            Self::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
+            Self::Key => DataType::Binary,
+            Self::Headers => headers_data_type(),
         };
-        Field::new(self.name(), dt, nullable)
+        Field::new(self.name(), dt, true)
     }
 }
 
@@ -106,6 +105,11 @@ impl TableSchema {
             value_count: value_fields.len(),
             metadata: metadata.to_vec(),
         })
+    }
+
+    /// How many value columns precede the metadata columns.
+    pub fn value_count(&self) -> usize {
+        self.value_count
     }
 
     /// The Arrow schema.

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, ConsumerContext};
+use rdkafka::error::KafkaError;
+use rdkafka::{ClientConfig, ClientContext};
 
 use crate::error::{Result, TopicsError};
 use crate::options::invalid;
@@ -127,3 +129,22 @@ impl KafkaConfig {
         }
     }
 }
+
+/// Client context of our consumers: end-of-partition events are how bounded reads finish, so
+/// librdkafka's reports of them are logged at debug level instead of as errors.
+pub(crate) struct ScanContext;
+
+impl ClientContext for ScanContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        if matches!(error, KafkaError::PartitionEOF(_)) {
+            log::debug!("librdkafka: {error}: {reason}");
+        } else {
+            log::error!("librdkafka: {error}: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for ScanContext {}
+
+/// The consumer type every Kafka read and metadata request uses.
+pub(crate) type ScanConsumer = BaseConsumer<ScanContext>;

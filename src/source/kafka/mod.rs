@@ -1,5 +1,6 @@
 //! Kafka topics through rdkafka (bundled librdkafka): metadata calls and partition reads.
 
+mod admin;
 mod config;
 mod reader;
 
@@ -8,20 +9,22 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::error::{Result, TopicsError};
 use crate::source::{OffsetRange, RawBatchStream, ReadRequest, Source, Watermarks};
 
+pub use admin::{TopicCreation, create_topic_if_missing};
 pub use config::KafkaConfig;
+use config::{ScanConsumer, ScanContext};
 
 /// A Kafka topic as a [`Source`]: holds settings only and connects on demand.
 pub struct KafkaSource {
     config: KafkaConfig,
     /// One lazily created client for metadata requests, reused across plans.
-    metadata_client: Mutex<Option<Arc<BaseConsumer>>>,
+    metadata_client: Mutex<Option<Arc<ScanConsumer>>>,
 }
 
 impl KafkaSource {
@@ -38,7 +41,7 @@ impl KafkaSource {
         &self.config
     }
 
-    fn client(&self) -> Result<Arc<BaseConsumer>> {
+    fn client(&self) -> Result<Arc<ScanConsumer>> {
         let mut guard = self
             .metadata_client
             .lock()
@@ -46,10 +49,10 @@ impl KafkaSource {
         if let Some(c) = guard.as_ref() {
             return Ok(Arc::clone(c));
         }
-        let consumer: BaseConsumer = self
+        let consumer: ScanConsumer = self
             .config
             .consumer_config(None)
-            .create()
+            .create_with_context(ScanContext)
             .map_err(|e| self.config.client_error("creating a metadata client", e))?;
         let consumer = Arc::new(consumer);
         *guard = Some(Arc::clone(&consumer));
@@ -60,7 +63,7 @@ impl KafkaSource {
     async fn blocking<T, F>(&self, action: &str, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(Arc<BaseConsumer>, KafkaConfig) -> Result<T> + Send + 'static,
+        F: FnOnce(Arc<ScanConsumer>, KafkaConfig) -> Result<T> + Send + 'static,
     {
         let client = self.client()?;
         let config = self.config.clone();
@@ -92,9 +95,9 @@ impl KafkaSource {
             "reading {} partition {partition} offset {offset}",
             config.topic
         );
-        let consumer: BaseConsumer = config
+        let consumer: ScanConsumer = config
             .consumer_config(None)
-            .create()
+            .create_with_context(ScanContext)
             .map_err(|e| config.client_error(&action, e))?;
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition_offset(&config.topic, partition, Offset::Offset(offset))
@@ -295,9 +298,9 @@ impl Source for KafkaSource {
                 "reading committed offsets of group '{group}' for topic '{}'",
                 config.topic
             );
-            let consumer: BaseConsumer = config
+            let consumer: ScanConsumer = config
                 .consumer_config(Some(&group))
-                .create()
+                .create_with_context(ScanContext)
                 .map_err(|e| config.client_error(&action, e))?;
             let mut tpl = TopicPartitionList::new();
             for &p in &partitions {

@@ -8,7 +8,9 @@
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
+
+use super::config::{ScanConsumer, ScanContext};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Headers;
 use rdkafka::{Message, Offset, TopicPartitionList};
@@ -70,9 +72,9 @@ fn run(
 ) -> Result<()> {
     let topic = &config.topic;
     let action = || format!("reading {topic} partition {partition} range {range}");
-    let consumer: BaseConsumer = config
+    let consumer: ScanConsumer = config
         .consumer_config(None)
-        .create()
+        .create_with_context(ScanContext)
         .map_err(|e| config.client_error(action(), e))?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(range.start))

@@ -114,8 +114,33 @@ fn servers_use_tls(servers: &str) -> bool {
     servers.split(',').any(|s| s.starts_with("tls://"))
 }
 
-/// Splits `nats://h1:4222[,h2:4222]/STREAM` into server URLs and stream name.
+/// The environment variable that supplies server URLs to a `nats:///STREAM` location.
+pub const NATS_URL_ENV: &str = "NATS_URL";
+
+fn check_stream_name(stream: &str) -> std::result::Result<(), String> {
+    if stream.is_empty()
+        || !stream
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+    {
+        return Err(format!(
+            "'{stream}' is not a valid JetStream stream name (letters, digits, '-', '_')"
+        ));
+    }
+    Ok(())
+}
+
+/// Splits `nats://h1:4222[,h2:4222]/STREAM` into server URLs and stream name; `nats:///STREAM`
+/// takes the server URLs from the `NATS_URL` environment variable.
 pub fn parse_nats_location(location: &str) -> Result<(String, String)> {
+    parse_nats_location_with(location, || std::env::var(NATS_URL_ENV).ok())
+}
+
+/// [`parse_nats_location`] with the environment lookup supplied by the caller.
+fn parse_nats_location_with(
+    location: &str,
+    servers_from_env: impl FnOnce() -> Option<String>,
+) -> Result<(String, String)> {
     let bad = |reason: &str| TopicsError::InvalidLocation {
         location: location.to_string(),
         reason: reason.to_string(),
@@ -129,17 +154,17 @@ pub fn parse_nats_location(location: &str) -> Result<(String, String)> {
         .ok_or_else(|| bad("no stream: expected nats://host:port/STREAM"))?;
     let stream = stream.trim_end_matches('/');
     if servers.is_empty() {
-        return Err(bad("no server before the stream"));
+        // `nats:///STREAM`: the server URLs come from the environment, scheme included.
+        let urls = servers_from_env().ok_or_else(|| {
+            bad(&format!(
+                "no server before the stream, and {NATS_URL_ENV} is not set \
+                 (nats:///STREAM takes the servers from it)"
+            ))
+        })?;
+        check_stream_name(stream).map_err(|r| bad(&r))?;
+        return Ok((urls.trim().to_string(), stream.to_string()));
     }
-    if stream.is_empty()
-        || !stream
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-    {
-        return Err(bad(&format!(
-            "'{stream}' is not a valid JetStream stream name (letters, digits, '-', '_')"
-        )));
-    }
+    check_stream_name(stream).map_err(|r| bad(&r))?;
     let urls: Vec<String> = servers
         .split(',')
         .map(|s| format!("{scheme}://{s}"))
@@ -178,6 +203,13 @@ mod tests {
         assert!(parse_nats_location("nats://h:1/").is_err());
         assert!(parse_nats_location("kafka://h:1/x").is_err());
         assert!(parse_nats_location("nats://h:1/a.b").is_err());
+        let err = parse_nats_location_with("nats:///S", || None).unwrap_err();
+        assert!(err.to_string().contains("NATS_URL is not set"), "{err}");
+        assert_eq!(
+            parse_nats_location_with("nats:///S", || Some("nats://h:1".into())).unwrap(),
+            ("nats://h:1".to_string(), "S".to_string())
+        );
+        assert!(parse_nats_location_with("nats:///a.b", || Some("nats://h:1".into())).is_err());
         assert!(subject_matches("orders.*", "orders.1"));
         assert!(!subject_matches("orders.*", "orders.1.x"));
         assert!(subject_matches("orders.>", "orders.1.x"));

@@ -1,6 +1,7 @@
 //! NATS JetStream streams through async-nats: partitions as a stream, as filter subjects, or
 //! as a family of streams; each partition read by its own ordered, ephemeral consumer.
 
+mod admin;
 mod config;
 mod reader;
 
@@ -14,6 +15,7 @@ use async_trait::async_trait;
 use crate::error::{Result, TopicsError};
 use crate::source::{OffsetRange, RawBatchStream, ReadRequest, Source, Watermarks};
 
+pub use admin::create_stream_if_missing;
 pub use config::{NatsConfig, NatsPartitioning, NatsTls, parse_nats_location, subject_matches};
 
 /// A JetStream stream (or family of streams) as a [`Source`]: settings plus a lazily opened
@@ -135,7 +137,20 @@ fn is_no_message(e: &async_nats::jetstream::stream::RawMessageError) -> bool {
     )
 }
 
+/// A JetStream context on a new connection, with the configured request timeout.
+pub(crate) async fn connect_jetstream(config: &NatsConfig) -> Result<jetstream::Context> {
+    let mut js = jetstream::new(connect(config).await?);
+    js.set_timeout(config.timeout);
+    Ok(js)
+}
+
 pub(super) async fn connect(config: &NatsConfig) -> Result<async_nats::Client> {
+    // rustls cannot pick a crypto provider on its own when a build links two (ring, which
+    // async-nats uses, and aws-lc-rs, which the CLI's S3 client brings). Install ring unless
+    // the application installed one already.
+    if async_nats::rustls::crypto::CryptoProvider::get_default().is_none() {
+        let _ = async_nats::rustls::crypto::ring::default_provider().install_default();
+    }
     let mut opts = async_nats::ConnectOptions::new()
         .name("datafusion-topics")
         .connection_timeout(config.timeout)
@@ -185,7 +200,7 @@ pub(super) async fn connect(config: &NatsConfig) -> Result<async_nats::Client> {
     }
 }
 
-pub(super) async fn get_stream(
+pub(crate) async fn get_stream(
     js: &jetstream::Context,
     config: &NatsConfig,
     name: &str,
@@ -299,14 +314,25 @@ impl Source for NatsSource {
                     .map_err(|e| config.client_error(&action, e))?;
                 subjects.sort();
                 if subjects.is_empty() {
-                    return Err(TopicsError::InvalidOption {
-                        key: "nats.subjects".into(),
-                        value: pattern.clone(),
-                        reason: format!(
-                            "stream '{}' holds no message on a subject matching it",
-                            config.stream
-                        ),
-                    });
+                    // No message yet: fine when the stream captures the wildcard (the table is
+                    // empty until one arrives), an error when it never can.
+                    let captured = stream
+                        .cached_info()
+                        .config
+                        .subjects
+                        .iter()
+                        .any(|s| subject_matches(s, pattern));
+                    if !captured {
+                        return Err(TopicsError::InvalidOption {
+                            key: "nats.subjects".into(),
+                            value: pattern.clone(),
+                            reason: format!(
+                                "stream '{}' does not capture these subjects (its subjects are {:?})",
+                                config.stream,
+                                stream.cached_info().config.subjects
+                            ),
+                        });
+                    }
                 }
                 wildcard_partitions(pattern, subjects)
             }

@@ -1,0 +1,80 @@
+//! Writing rows to topics: `INSERT INTO` a Kafka or NATS table encodes each row in the
+//! table's value format and produces it, at least once (a failed statement may have written
+//! some rows; rerunning it writes them again). The continuous-query runner builds its
+//! exactly-once sinks on the same encoder and writers.
+
+pub mod encode;
+pub mod kafka;
+pub mod nats;
+
+use std::fmt;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::datasource::sink::DataSink;
+use datafusion::error::Result as DFResult;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
+use futures::StreamExt;
+
+pub use encode::{OutgoingMessage, RowEncoder};
+pub use kafka::KafkaWriter;
+pub use nats::NatsWriter;
+
+use crate::error::Result;
+
+/// Something that writes messages to one topic or stream and waits until they are stored.
+#[async_trait]
+pub trait MessageWriter: Send + Sync + fmt::Debug {
+    /// Where the messages go, for display and errors.
+    fn target(&self) -> String;
+
+    /// Writes `messages` and returns once the broker acknowledged every one.
+    async fn write(&self, messages: &[OutgoingMessage]) -> Result<u64>;
+}
+
+/// The `DataSink` behind `INSERT INTO` a topic table.
+#[derive(Debug)]
+pub struct TopicSink {
+    schema: SchemaRef,
+    encoder: RowEncoder,
+    writer: Arc<dyn MessageWriter>,
+}
+
+impl TopicSink {
+    /// A sink for rows of `schema`, encoded by `encoder` and written by `writer`.
+    pub fn new(schema: SchemaRef, encoder: RowEncoder, writer: Arc<dyn MessageWriter>) -> Self {
+        Self {
+            schema,
+            encoder,
+            writer,
+        }
+    }
+}
+
+impl DisplayAs for TopicSink {
+    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "TopicSink: {}", self.writer.target())
+    }
+}
+
+#[async_trait]
+impl DataSink for TopicSink {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    async fn write_all(
+        &self,
+        mut data: SendableRecordBatchStream,
+        _context: &Arc<TaskContext>,
+    ) -> DFResult<u64> {
+        let mut written = 0;
+        while let Some(batch) = data.next().await {
+            let messages = self.encoder.encode(&batch?)?;
+            written += self.writer.write(&messages).await?;
+        }
+        Ok(written)
+    }
+}
