@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main demo: starts local brokers (installing them on first use), creates and fills a
-# topic, and queries it with SQL through datafusion-topics. Brokers stop when it ends.
+# topic, and queries it with SQL through datafusion-topics, embedded and in the SQL shell.
+# Brokers stop when it ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,3 +17,8 @@ if [[ -z "${KAFKA_BOOTSTRAP:-}" ]]; then
 fi
 
 cargo run --quiet --locked --example demo -- "$KAFKA_BOOTSTRAP"
+
+echo
+echo "== the same brokers through the SQL shell: datafusion-topics -f sql-examples/01_quickstart.sql"
+export KAFKA_BOOTSTRAP NATS_URL
+cargo run --quiet --locked --bin datafusion-topics -- -q -f sql-examples/01_quickstart.sql

@@ -21,3 +21,9 @@ else
 fi
 
 cargo test --locked "$@"
+
+# The examples run too, so the embedding programs the README points to keep working.
+for example in demo embedded_sql; do
+  echo "example $example"
+  cargo run --locked --quiet --example "$example" -- "$KAFKA_BOOTSTRAP" >/dev/null
+done

@@ -148,19 +148,13 @@ impl TopicScanExec {
 }
 
 impl DisplayAs for TopicScanExec {
-    fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "TopicScanExec: {}, format={}, partitions=[",
-            self.source, self.format
-        )?;
-        for (i, s) in self.scans.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{s}")?;
-        }
-        f.write_str("]")?;
+    fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let partitions = self
+            .scans
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
         let names: Vec<&str> = self
             .projection
             .output_schema
@@ -168,6 +162,23 @@ impl DisplayAs for TopicScanExec {
             .iter()
             .map(|f| f.name().as_str())
             .collect();
+        if t == DisplayFormatType::TreeRender {
+            // One `key=value` per line, without the brokers: the tree view is about the
+            // shape of the read.
+            writeln!(f, "{}={}", self.source.kind(), self.source.topic())?;
+            writeln!(f, "format={}", self.format)?;
+            writeln!(f, "partitions=[{partitions}]")?;
+            write!(f, "projection=[{}]", names.join(", "))?;
+            if let Some(limit) = self.limit {
+                write!(f, "\nlimit={limit}")?;
+            }
+            return Ok(());
+        }
+        write!(
+            f,
+            "TopicScanExec: {}, format={}, partitions=[{partitions}]",
+            self.source, self.format
+        )?;
         write!(f, ", projection=[{}]", names.join(", "))?;
         if let Some(limit) = self.limit {
             write!(f, ", limit={limit}")?;

@@ -891,6 +891,22 @@ mod tests {
     }
 
     #[test]
+    fn every_option_is_in_the_readme_table() {
+        let readme = include_str!("../README.md");
+        for doc in SCAN_OPTIONS.iter().chain(KAFKA_OPTIONS).chain(NATS_OPTIONS) {
+            let key = doc.key.trim_end_matches('*');
+            let shown = key
+                .strip_suffix('.')
+                .map(|k| format!("`{k}.<"))
+                .unwrap_or(format!("`{key}`"));
+            assert!(
+                readme.contains(&shown) || readme.contains(&format!("`{key}")),
+                "README option tables lack {key}"
+            );
+        }
+    }
+
+    #[test]
     fn locations() {
         assert_eq!(
             parse_kafka_location("kafka://h1:9092,h2:9093/t.x-1").unwrap(),

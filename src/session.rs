@@ -111,9 +111,27 @@ pub fn session_state_builder(config: SessionConfig) -> SessionStateBuilder {
 /// repartitioning is off, because splitting an ordered unbounded stream by batches leaves
 /// order-preserving merges waiting on inputs that may never receive a batch (an event-time
 /// window over a one-partition topic would never close).
+///
+/// Hash repartitioning of aggregations is off too: over an ordered unbounded input it splits
+/// each window's groups across partitions, so a window is emitted only once every partition
+/// saw a later key, and `LIMIT n` on a streaming aggregate returns whichever windows closed
+/// first rather than the first `n`.
 pub fn streaming_config() -> SessionConfig {
-    SessionConfig::new().set_bool("datafusion.optimizer.enable_round_robin_repartition", false)
+    STREAMING_SETTINGS
+        .iter()
+        .fold(SessionConfig::new(), |config, (key, value)| {
+            config.set_str(key, value)
+        })
 }
+
+/// The settings [`streaming_config`] changes from DataFusion's defaults.
+pub const STREAMING_SETTINGS: &[(&str, &str)] = &[
+    (
+        "datafusion.optimizer.enable_round_robin_repartition",
+        "false",
+    ),
+    ("datafusion.optimizer.repartition_aggregations", "false"),
+];
 
 /// A `SessionContext` set up for topic tables: [`streaming_config`] and
 /// [`session_state_builder`].

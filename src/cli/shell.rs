@@ -141,8 +141,11 @@ fn session_config(args: &Args) -> Result<SessionConfig> {
     if std::env::var_os("DATAFUSION_FORMAT_NULL").is_none() {
         options.format.null = "NULL".to_string();
     }
-    if std::env::var_os("DATAFUSION_OPTIMIZER_ENABLE_ROUND_ROBIN_REPARTITION").is_none() {
-        options.optimizer.enable_round_robin_repartition = false;
+    for (key, value) in crate::session::STREAMING_SETTINGS {
+        let env = key.to_ascii_uppercase().replace('.', "_");
+        if std::env::var_os(env).is_none() {
+            options.set(key, value)?;
+        }
     }
     let mut config = SessionConfig::from(options).with_information_schema(true);
     if args.repl_mode() || args.file.iter().any(|f| is_stdin_location(f)) {

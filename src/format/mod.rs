@@ -43,12 +43,21 @@ impl ValueFormat {
 
     /// Checks that a declared value schema fits this format.
     pub fn check_schema(&self, declared: &Schema) -> Result<()> {
+        let declares_only_value = |fits: fn(&DataType) -> bool| match declared.fields().as_ref() {
+            [] => true,
+            [one] => one.name() == "value" && fits(one.data_type()),
+            _ => false,
+        };
         match self {
-            Self::Raw | Self::String if !declared.fields().is_empty() => {
-                Err(TopicsError::InvalidSchema(format!(
-                    "value.format '{}' has a single column `value`; remove the column list or use value.format 'json'",
-                    self.name()
-                )))
+            Self::Raw if !declares_only_value(|t| matches!(t, DataType::Binary | DataType::LargeBinary | DataType::BinaryView)) => {
+                Err(TopicsError::InvalidSchema(
+                    "value.format 'raw' has a single column `value BYTEA`; declare only that, remove the column list, or use value.format 'json'".into(),
+                ))
+            }
+            Self::String if !declares_only_value(|t| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)) => {
+                Err(TopicsError::InvalidSchema(
+                    "value.format 'string' has a single column `value VARCHAR`; declare only that, remove the column list, or use value.format 'json'".into(),
+                ))
             }
             Self::Json if declared.fields().is_empty() => Err(TopicsError::InvalidSchema(
                 "value.format 'json' needs the value columns: declare them, or let CREATE EXTERNAL TABLE infer them from a sample".into(),

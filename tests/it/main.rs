@@ -1,5 +1,7 @@
 //! Integration tests against real brokers (one test binary, one module per area).
 
+#[cfg(feature = "cli")]
+mod cli;
 mod ddl;
 mod harness;
 mod kafka_errors;
@@ -7,3 +9,5 @@ mod kafka_scan;
 mod kafka_start_positions;
 mod nats;
 mod pushdown;
+#[cfg(feature = "cli")]
+mod sql_examples;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, ConsumerContext};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientConfig, ClientContext};
 
 use crate::error::{Result, TopicsError};
@@ -136,7 +136,10 @@ pub(crate) struct ScanContext;
 
 impl ClientContext for ScanContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        if matches!(error, KafkaError::PartitionEOF(_)) {
+        if matches!(
+            error,
+            KafkaError::PartitionEOF(_) | KafkaError::Global(RDKafkaErrorCode::PartitionEOF)
+        ) {
             log::debug!("librdkafka: {error}: {reason}");
         } else {
             log::error!("librdkafka: {error}: {reason}");
