@@ -135,6 +135,38 @@ pub enum TopicsError {
         detail: String,
     },
 
+    /// A checkpoint that cannot be read, written or trusted (malformed file, another query's
+    /// checkpoint, object-store failure).
+    #[error("checkpoint {url}: {detail}")]
+    Checkpoint {
+        /// The checkpoint location.
+        url: String,
+        /// What is wrong, naming the file where one is involved.
+        detail: String,
+    },
+
+    /// Another runner wrote to the same checkpoint: this one must stop.
+    #[error(
+        "checkpoint {url}: {file} was already written by another runner ({detail}); two continuous queries cannot share a checkpoint, so this one stops"
+    )]
+    Fenced {
+        /// The checkpoint location.
+        url: String,
+        /// The file whose put-if-absent failed.
+        file: String,
+        /// Who wrote it and when, if readable.
+        detail: String,
+    },
+
+    /// Writing query results to a sink failed.
+    #[error("sink {target}: {detail}")]
+    Sink {
+        /// Where the rows were going.
+        target: String,
+        /// What went wrong.
+        detail: String,
+    },
+
     /// An Arrow error while assembling batches.
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),

@@ -96,6 +96,11 @@ impl TopicScanExec {
         self.limit
     }
 
+    /// The topic (or stream) this scan reads.
+    pub fn topic(&self) -> &str {
+        self.source.topic()
+    }
+
     /// The source as shown in EXPLAIN (`kafka://host:port/topic`).
     pub fn source_name(&self) -> String {
         self.source.to_string()

@@ -34,6 +34,7 @@
 //! # }
 //! ```
 
+pub mod checkpoint;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod error;
@@ -45,6 +46,7 @@ pub mod planner;
 pub mod positions;
 pub mod provider;
 pub mod pushdown;
+pub mod query;
 pub mod schema;
 pub mod secret;
 pub mod session;

@@ -3,7 +3,7 @@
 //! Key names follow Flink's Kafka SQL connector where one exists. Client properties pass
 //! through with a prefix: `kafka.<librdkafka property>`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -266,6 +266,9 @@ pub struct ScanOptions {
     /// Fail when offsets a scan needs were removed (`scan.fail-on-data-loss`, default true);
     /// otherwise skip them and count them in the `offsets_skipped` metric.
     pub fail_on_data_loss: bool,
+    /// Restricts scans to these partitions (a continuous query's batch reads exactly the
+    /// partitions it recorded, even if the topic gained some since).
+    pub only_partitions: Option<BTreeSet<i32>>,
 }
 
 /// Default of `value.json.infer-sample-size`.
@@ -281,6 +284,7 @@ impl Default for ScanOptions {
             timestamp_max_skew: None,
             json_infer_sample: DEFAULT_JSON_INFER_SAMPLE,
             fail_on_data_loss: true,
+            only_partitions: None,
         }
     }
 }

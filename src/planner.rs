@@ -81,6 +81,12 @@ pub async fn plan_scan(
         .await?
         .into_iter()
         .filter(|p| selection.includes_partition(*p))
+        .filter(|p| {
+            options
+                .only_partitions
+                .as_ref()
+                .is_none_or(|only| only.contains(p))
+        })
         .collect();
     if partitions.is_empty() {
         return Ok(Vec::new());

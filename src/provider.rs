@@ -1,5 +1,6 @@
 //! `StreamingTableProvider`: a topic (or stream) as an unbounded DataFusion table.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::datatypes::SchemaRef;
@@ -13,7 +14,7 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use crate::error::Result;
 use crate::exec::TopicScanExec;
-use crate::options::{KafkaTableOptions, NatsTableOptions, ScanOptions};
+use crate::options::{BoundedMode, KafkaTableOptions, NatsTableOptions, ScanOptions, StartupMode};
 use crate::planner::{TimestampOrder, plan_scan};
 use crate::pushdown::analyze;
 use crate::schema::{KAFKA_METADATA, MetadataColumn, NATS_METADATA, TableSchema};
@@ -28,7 +29,7 @@ use crate::source::nats::NatsSource;
 /// (`_topic`, `_partition`, `_offset`, `_timestamp`, `_key`, `_headers`). Each scan plans
 /// offset ranges per partition against the watermarks at query start, narrowed by filters on
 /// `_partition`, `_offset` and `_timestamp`; the plan is unbounded unless every range ends.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct StreamingTableProvider {
     source: Arc<dyn Source>,
     scan: ScanOptions,
@@ -101,6 +102,28 @@ impl StreamingTableProvider {
     pub fn with_writer(mut self, writer: Arc<dyn MessageWriter>) -> Self {
         self.writer = Some(writer);
         self
+    }
+
+    /// The same table restricted to exactly `ranges` (partition → `[start, end)`): a bounded
+    /// table, as one micro-batch of a continuous query reads it.
+    pub fn bounded_to(&self, ranges: &BTreeMap<i32, (i64, i64)>) -> Self {
+        let mut table = self.clone();
+        table.scan.startup =
+            StartupMode::SpecificOffsets(ranges.iter().map(|(p, r)| (*p, r.0)).collect());
+        table.scan.bounded =
+            BoundedMode::SpecificOffsets(ranges.iter().map(|(p, r)| (*p, r.1)).collect());
+        table.scan.only_partitions = Some(ranges.keys().copied().collect());
+        table
+    }
+
+    /// The writer behind `INSERT INTO`, if the table has one.
+    pub fn writer(&self) -> Option<&Arc<dyn MessageWriter>> {
+        self.writer.as_ref()
+    }
+
+    /// How many value columns precede the metadata columns.
+    pub fn value_count(&self) -> usize {
+        self.schema.value_count()
     }
 
     /// The source this table reads.

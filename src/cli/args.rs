@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use datafusion_cli::object_storage::instrumented::InstrumentedObjectStoreMode;
 use datafusion_cli::pool_type::PoolType;
 use datafusion_cli::print_format::PrintFormat;
@@ -12,8 +12,12 @@ use datafusion_cli::print_options::MaxRows;
 /// datafusion-cli with Kafka topics and NATS JetStream streams as tables
 /// (`CREATE EXTERNAL TABLE … STORED AS KAFKA | NATS`).
 #[derive(Debug, Parser)]
-#[command(name = "datafusion-topics", version, about, long_about = None)]
+#[command(name = "datafusion-topics", version, about, long_about = None, args_conflicts_with_subcommands = true)]
 pub struct Args {
+    /// `run`: a continuous query; without a subcommand, the SQL shell.
+    #[command(subcommand)]
+    pub subcommand: Option<Commands>,
+
     /// Path to your data, default to current directory.
     #[arg(short = 'p', long, value_parser = valid_dir)]
     pub data_path: Option<String>,
@@ -70,6 +74,49 @@ pub struct Args {
     /// Object store profiling mode: disabled, summary or trace.
     #[arg(long, default_value_t = InstrumentedObjectStoreMode::Disabled)]
     pub object_store_profiling: InstrumentedObjectStoreMode,
+}
+
+/// Subcommands beyond the shell.
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Run a continuous query: the file holds the DDL and one INSERT INTO … SELECT …; each
+    /// micro-batch's offset ranges are checkpointed, and the output is written exactly once.
+    Run(RunArgs),
+}
+
+/// Arguments of `datafusion-topics run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Checkpoint location: file:///dir, s3://bucket/prefix (AWS_* variables), memory://name,
+    /// or a local directory.
+    #[arg(long)]
+    pub checkpoint: String,
+
+    /// When batches run: an interval (500ms, 10s, 1m) or once / available-now (process what
+    /// exists, then stop).
+    #[arg(long, default_value = "1s")]
+    pub trigger: crate::query::Trigger,
+
+    /// At most this many offsets per partition per batch.
+    #[arg(long)]
+    pub max_records_per_partition: Option<u64>,
+
+    /// About this many bytes per partition per batch (e.g. 8m), estimated from the average
+    /// message size of the previous batch.
+    #[arg(long, value_parser = |s: &str| byte_size(s, "max bytes per partition"))]
+    pub max_bytes_per_partition: Option<usize>,
+
+    /// Stop after this many batches.
+    #[arg(long)]
+    pub max_batches: Option<u64>,
+
+    /// The SQL file: DDL statements and one INSERT INTO … SELECT ….
+    #[arg(short = 'f', long, value_parser = valid_file)]
+    pub file: String,
+
+    /// Print only errors, not a line per batch.
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
 }
 
 impl Args {

@@ -4,6 +4,7 @@
 pub mod args;
 pub mod namespaces;
 pub mod registry;
+pub mod run;
 pub mod shell;
 
 pub use args::Args;

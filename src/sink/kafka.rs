@@ -14,8 +14,8 @@ use rdkafka::producer::future_producer::OwnedDeliveryResult;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio::sync::OnceCell;
 
-use super::MessageWriter;
 use super::encode::OutgoingMessage;
+use super::{MessageWriter, Recovery};
 use crate::error::Result;
 use crate::source::kafka::KafkaConfig;
 
@@ -26,6 +26,9 @@ const IN_FLIGHT: usize = 10_000;
 pub struct KafkaWriter {
     config: KafkaConfig,
     producer: OnceCell<Arc<FutureProducer>>,
+    /// One request in flight per connection and no retries: each partition receives the
+    /// messages in the order given, each at most once (a failure fails the write).
+    ordered: bool,
 }
 
 impl std::fmt::Debug for KafkaWriter {
@@ -33,6 +36,7 @@ impl std::fmt::Debug for KafkaWriter {
         f.debug_struct("KafkaWriter")
             .field("config", &self.config)
             .field("connected", &self.producer.initialized())
+            .field("ordered", &self.ordered)
             .finish()
     }
 }
@@ -43,6 +47,7 @@ impl KafkaWriter {
         Self {
             config,
             producer: OnceCell::new(),
+            ordered: false,
         }
     }
 
@@ -55,6 +60,10 @@ impl KafkaWriter {
                 self.config.timeout.as_millis().max(1).to_string(),
             )
             .set("linger.ms", "5");
+        if self.ordered {
+            cfg.set("max.in.flight.requests.per.connection", "1")
+                .set("message.send.max.retries", "0");
+        }
         cfg.create::<FutureProducer>()
             .map(Arc::new)
             .map_err(|e| self.config.client_error("creating a producer", e))
@@ -68,6 +77,22 @@ impl MessageWriter for KafkaWriter {
             "kafka topic '{}' on {}",
             self.config.topic, self.config.bootstrap_servers
         )
+    }
+
+    fn identity_header(&self) -> &'static str {
+        "dft-id"
+    }
+
+    fn recovery(&self) -> Recovery {
+        Recovery::Positional
+    }
+
+    fn for_batches(&self) -> Arc<dyn MessageWriter> {
+        Arc::new(Self {
+            config: self.config.clone(),
+            producer: OnceCell::new(),
+            ordered: true,
+        })
     }
 
     async fn write(&self, messages: &[OutgoingMessage]) -> Result<u64> {

@@ -3,9 +3,13 @@
 //! some rows; rerunning it writes them again). The continuous-query runner builds its
 //! exactly-once sinks on the same encoder and writers.
 
+pub mod batch;
 pub mod encode;
+pub mod files;
+pub mod identity;
 pub mod kafka;
 pub mod nats;
+pub mod topic_batches;
 
 use std::fmt;
 use std::sync::Arc;
@@ -18,9 +22,12 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use futures::StreamExt;
 
+pub use batch::{BatchSink, BatchWritten};
 pub use encode::{OutgoingMessage, RowEncoder};
+pub use files::FileBatchSink;
 pub use kafka::KafkaWriter;
 pub use nats::NatsWriter;
+pub use topic_batches::TopicBatchSink;
 
 use crate::error::Result;
 
@@ -30,8 +37,33 @@ pub trait MessageWriter: Send + Sync + fmt::Debug {
     /// Where the messages go, for display and errors.
     fn target(&self) -> String;
 
+    /// The header that carries a message's exactly-once identity (see [`identity`]).
+    fn identity_header(&self) -> &'static str;
+
+    /// How a replayed micro-batch finds what an interrupted attempt already wrote.
+    fn recovery(&self) -> Recovery;
+
+    /// A writer for continuous-query batches (for Kafka: ordered, never retried).
+    fn for_batches(&self) -> Arc<dyn MessageWriter>;
+
     /// Writes `messages` and returns once the broker acknowledged every one.
     async fn write(&self, messages: &[OutgoingMessage]) -> Result<u64>;
+}
+
+/// How a replayed micro-batch finds the messages an interrupted attempt already wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// Every message carries an identity header; the replay reads the identities written
+    /// since the batch began and skips those messages. Safe with other writers on the same
+    /// topic. Used for NATS, where the identity is also the `Nats-Msg-Id` the server
+    /// deduplicates on.
+    IdentityHeader,
+    /// Each partition receives the batch's messages in a deterministic order, one request at
+    /// a time; the replay counts what each output partition gained since the batch began and
+    /// skips that many. Requires that only the query writes to the output topic while it
+    /// runs (checked: a partition that gained more than the batch writes is an error). Used
+    /// for Kafka: no per-message header, so it costs the brokers nothing extra.
+    Positional,
 }
 
 /// The `DataSink` behind `INSERT INTO` a topic table.

@@ -9,13 +9,14 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use tokio::sync::OnceCell;
 
-use super::MessageWriter;
 use super::encode::OutgoingMessage;
+use super::{MessageWriter, Recovery};
 use crate::error::{Result, TopicsError};
 use crate::source::nats::{NatsConfig, NatsPartitioning, connect_jetstream, get_stream};
 
-/// Acknowledgements awaited at once.
-const IN_FLIGHT: usize = 10_000;
+/// Acknowledgements awaited at once. Must stay below the JetStream context's own limit of
+/// unacknowledged publishes (5000 in async-nats), or publishing waits for acks nobody polls.
+const IN_FLIGHT: usize = 1_000;
 
 /// Publishes to the table's stream; connects on the first write.
 #[derive(Debug)]
@@ -122,6 +123,19 @@ impl MessageWriter for NatsWriter {
             "nats stream '{}' on {}",
             self.config.stream, self.config.servers
         )
+    }
+
+    fn recovery(&self) -> Recovery {
+        Recovery::IdentityHeader
+    }
+
+    fn for_batches(&self) -> std::sync::Arc<dyn MessageWriter> {
+        std::sync::Arc::new(Self::new(self.config.clone()))
+    }
+
+    fn identity_header(&self) -> &'static str {
+        // JetStream deduplicates on it within the stream's duplicate window.
+        "Nats-Msg-Id"
     }
 
     async fn write(&self, messages: &[OutgoingMessage]) -> Result<u64> {

@@ -2,6 +2,8 @@
 
 #[cfg(feature = "cli")]
 mod cli;
+#[cfg(feature = "cli")]
+mod continuous;
 mod ddl;
 mod harness;
 mod kafka_errors;

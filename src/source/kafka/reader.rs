@@ -58,6 +58,9 @@ pub(super) fn read_partition(
     receiver_stream(rx)
 }
 
+/// Messages librdkafka may prefetch for an open range (its default is 100000).
+const PREFETCH_OPEN: i64 = 10_000;
+
 /// Sends a finished batch; returns false when the receiver is gone (the scan was dropped).
 fn emit(tx: &mpsc::Sender<Result<RawBatch>>, builder: &mut RawBatchBuilder) -> bool {
     !builder.has_news() || tx.blocking_send(Ok(builder.finish())).is_ok()
@@ -72,8 +75,16 @@ fn run(
 ) -> Result<()> {
     let topic = &config.topic;
     let action = || format!("reading {topic} partition {partition} range {range}");
-    let consumer: ScanConsumer = config
-        .consumer_config(None)
+    let mut client_config = config.consumer_config(None);
+    // librdkafka prefetches up to 100000 messages past what was asked for. A closed range
+    // needs none beyond its end, and every extra fetch costs the brokers a read.
+    if config.properties.get("queued.min.messages").is_none() {
+        let wanted = range.end.map_or(PREFETCH_OPEN, |end| {
+            (end - range.start).clamp(1, PREFETCH_OPEN)
+        });
+        client_config.set("queued.min.messages", wanted.to_string());
+    }
+    let consumer: ScanConsumer = client_config
         .create_with_context(ScanContext)
         .map_err(|e| config.client_error(action(), e))?;
     let mut tpl = TopicPartitionList::new();

@@ -1,0 +1,9 @@
+//! Checkpoints of continuous queries on object storage: which offset ranges each micro-batch
+//! reads, and which batches are in the sink.
+
+mod log;
+pub mod records;
+pub mod store;
+
+pub use log::{CheckpointLog, new_id, now_ms};
+pub use records::{CommitRecord, Metadata, OffsetsRecord, Range, SinkMarks, SourceRanges};

@@ -1,0 +1,104 @@
+//! The checkpoint's files: small, versioned JSON documents a person can read.
+//!
+//! ```text
+//! <checkpoint>/metadata                  which query owns the checkpoint
+//! <checkpoint>/offsets/00000000000000000007.json   batch 7: ranges to read, sink positions
+//! <checkpoint>/commits/00000000000000000007.json   batch 7 is in the sink
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The value of every file's `format` field.
+pub const FORMAT: &str = "datafusion-topics checkpoint";
+/// The version this build writes and reads.
+pub const VERSION: u32 = 1;
+
+/// `metadata`: the query that owns the checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// File format version.
+    pub version: u32,
+    /// Stable id of the query, part of every identity the sinks write.
+    pub query_id: String,
+    /// The `INSERT INTO … SELECT …` statement, as written.
+    pub query: String,
+    /// When the checkpoint was created (ms since the epoch).
+    pub created_ms: i64,
+}
+
+/// `offsets/N`: what batch N reads, written before it runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OffsetsRecord {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// File format version.
+    pub version: u32,
+    /// Batch number.
+    pub batch: u64,
+    /// The runner that planned the batch (a random id per process).
+    pub runner: String,
+    /// When the batch was planned (ms since the epoch).
+    pub planned_ms: i64,
+    /// Ranges per source table.
+    pub sources: BTreeMap<String, SourceRanges>,
+    /// The sink's positions before the batch wrote anything.
+    pub sink: SinkMarks,
+}
+
+/// The ranges one source table reads in a batch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SourceRanges {
+    /// `kafka` or `nats`.
+    pub kind: String,
+    /// Topic or stream.
+    pub topic: String,
+    /// Partition → `[start, end)`.
+    pub partitions: BTreeMap<i32, Range>,
+    /// Partition → offsets skipped because retention removed them (only with
+    /// `scan.fail-on-data-loss` = false).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub skipped: BTreeMap<i32, i64>,
+}
+
+/// A half-open offset range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Range {
+    /// First offset.
+    pub start: i64,
+    /// Exclusive end.
+    pub end: i64,
+}
+
+/// Where the sink stood before a batch: for topic sinks, each output partition's next offset,
+/// from which recovery reads back what an interrupted batch already wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkMarks {
+    /// `kafka`, `nats` or `files`.
+    pub kind: String,
+    /// Output partition → next offset.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub partitions: BTreeMap<i32, i64>,
+}
+
+/// `commits/N`: batch N is in the sink.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitRecord {
+    /// Always [`FORMAT`].
+    pub format: String,
+    /// File format version.
+    pub version: u32,
+    /// Batch number.
+    pub batch: u64,
+    /// The runner that committed it.
+    pub runner: String,
+    /// Rows the batch produced.
+    pub rows: u64,
+    /// Rows found already written by an interrupted earlier attempt (not written again).
+    pub already_written: u64,
+    /// When it was committed (ms since the epoch).
+    pub committed_ms: i64,
+}

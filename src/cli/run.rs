@@ -1,0 +1,54 @@
+//! `datafusion-topics run`: a continuous query from a SQL file, with a progress line per batch.
+
+use std::io::Write;
+
+use datafusion::error::{DataFusionError, Result};
+
+use super::args::{Args, RunArgs};
+use crate::query::{ContinuousQuery, Limits, RunOptions};
+
+/// Runs the continuous query of `run` until it finishes (available-now, `--max-batches`),
+/// fails, or Ctrl-C stops it.
+pub async fn run(shell: &Args, run: &RunArgs) -> Result<()> {
+    let sql = std::fs::read_to_string(&run.file)
+        .map_err(|e| DataFusionError::Execution(format!("cannot read {}: {e}", run.file)))?;
+    let (ctx, _) = super::shell::session(shell).await?;
+    let query = ContinuousQuery::from_sql(ctx, &sql).await?;
+    let options = RunOptions {
+        checkpoint: run.checkpoint.clone(),
+        trigger: run.trigger,
+        limits: Limits {
+            max_records: run.max_records_per_partition,
+            max_bytes: run.max_bytes_per_partition.map(|b| b as u64),
+        },
+        max_batches: run.max_batches,
+    };
+    if !run.quiet {
+        println!(
+            "running {} into {}, checkpoint {}, trigger {}",
+            run.file,
+            query.sink(),
+            run.checkpoint,
+            run.trigger
+        );
+    }
+    let quiet = run.quiet;
+    let work = query.run(&options, |p| {
+        if !quiet {
+            println!("{p}");
+            let _ = std::io::stdout().flush();
+        }
+    });
+    tokio::select! {
+        done = work => {
+            let batches = done?;
+            if !quiet {
+                println!("finished after {batches} batch(es)");
+            }
+        }
+        _ = tokio::signal::ctrl_c() => {
+            println!("stopped; a batch in flight is replayed by the next run");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,553 @@
+//! The micro-batch runner: plans each batch's offset ranges, records them in the checkpoint
+//! before running the batch, writes the batch through an exactly-once sink, then records the
+//! commit. A restart finds an uncommitted batch and replays it with the identical ranges.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::catalog::TableProvider;
+use datafusion::common::TableReference;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::datasource::listing::ListingTable;
+use datafusion::datasource::source_as_provider;
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
+use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::{DFParser, Statement};
+
+use super::batch_plan::{Limits, plan_partition};
+use super::trigger::Trigger;
+use crate::checkpoint::{
+    CheckpointLog, CommitRecord, Metadata, OffsetsRecord, Range, SourceRanges, new_id, now_ms,
+    records,
+};
+use crate::error::{Result, TopicsError};
+use crate::exec::TopicScanExec;
+use crate::options::BoundedMode;
+use crate::positions::resolve_ranges;
+use crate::provider::StreamingTableProvider;
+use crate::sink::files::FileFormat;
+use crate::sink::{BatchSink, FileBatchSink, RowEncoder, TopicBatchSink};
+
+/// How a continuous query runs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Checkpoint location (object_store URL or local directory).
+    pub checkpoint: String,
+    /// When batches run.
+    pub trigger: Trigger,
+    /// Per-partition, per-batch rate limits.
+    pub limits: Limits,
+    /// Stop after this many batches in this run (replays included); `None` runs on.
+    pub max_batches: Option<u64>,
+}
+
+/// What one batch did, for progress lines.
+#[derive(Debug, Clone)]
+pub struct BatchProgress {
+    /// Batch number.
+    pub batch: u64,
+    /// True when this was the replay of a batch an earlier run did not commit.
+    pub replayed: bool,
+    /// The ranges read, per source table.
+    pub sources: BTreeMap<String, SourceRanges>,
+    /// Rows written to the sink (including those an earlier attempt already wrote).
+    pub rows: u64,
+    /// Rows an interrupted earlier attempt had already written.
+    pub already_written: u64,
+    /// Offsets still behind the high watermarks when the batch was planned.
+    pub lag: i64,
+    /// Time the batch took.
+    pub elapsed: Duration,
+}
+
+impl fmt::Display for BatchProgress {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "batch {}", self.batch)?;
+        if self.replayed {
+            f.write_str(" (replay)")?;
+        }
+        for (table, s) in &self.sources {
+            write!(f, " {table}[")?;
+            for (i, (p, r)) in s.partitions.iter().enumerate() {
+                if i > 0 {
+                    f.write_str(" ")?;
+                }
+                write!(f, "{p}:[{},{})", r.start, r.end)?;
+            }
+            f.write_str("]")?;
+        }
+        write!(f, " rows={}", self.rows)?;
+        if self.already_written > 0 {
+            write!(f, " already_written={}", self.already_written)?;
+        }
+        write!(f, " lag={} in {:?}", self.lag, self.elapsed)
+    }
+}
+
+/// A source table of the query.
+#[derive(Debug)]
+struct SourceTable {
+    name: TableReference,
+    table: StreamingTableProvider,
+}
+
+/// A continuous `INSERT INTO sink SELECT … FROM topic tables` query.
+pub struct ContinuousQuery {
+    ctx: SessionContext,
+    insert: Statement,
+    text: String,
+    sources: Vec<SourceTable>,
+    sink: Arc<dyn BatchSink>,
+}
+
+impl fmt::Debug for ContinuousQuery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContinuousQuery")
+            .field("query", &self.text)
+            .field("sources", &self.sources)
+            .field("sink", &self.sink)
+            .finish()
+    }
+}
+
+fn plan_error(detail: impl Into<String>) -> TopicsError {
+    TopicsError::InvalidSchema(detail.into())
+}
+
+impl ContinuousQuery {
+    /// Runs the DDL statements of `sql` in `ctx` and prepares its one `INSERT INTO … SELECT`
+    /// (the continuous query). Sources are the topic tables it reads; the sink is its target:
+    /// a Kafka or NATS table, or a Parquet / JSON table (`STORED AS PARQUET | JSON`).
+    pub async fn from_sql(ctx: SessionContext, sql: &str) -> Result<Self, DataFusionError> {
+        let statements = DFParser::parse_sql(sql)?;
+        let mut insert: Option<(Statement, DmlStatement)> = None;
+        for statement in statements {
+            let plan = ctx.state().statement_to_plan(statement.clone()).await?;
+            match plan {
+                LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)) => {
+                    if insert.is_some() {
+                        return Err(plan_error(
+                            "a continuous query file holds exactly one INSERT INTO … SELECT",
+                        )
+                        .into());
+                    }
+                    insert = Some((statement, dml));
+                }
+                other => {
+                    ctx.execute_logical_plan(other).await?.collect().await?;
+                }
+            }
+        }
+        let (insert, dml) = insert.ok_or_else(|| {
+            plan_error("no INSERT INTO … SELECT: a continuous query writes its rows somewhere")
+        })?;
+        let text = insert.to_string();
+        let sources = find_sources(&dml.input)?;
+        if sources.is_empty() {
+            return Err(plan_error(
+                "the query reads no Kafka or NATS table, so there is nothing to run continuously",
+            )
+            .into());
+        }
+        let sink = sink_of(&ctx, &dml).await?;
+        Ok(Self {
+            ctx,
+            insert,
+            text,
+            sources,
+            sink,
+        })
+    }
+
+    /// The sink's description.
+    pub fn sink(&self) -> String {
+        self.sink.describe()
+    }
+
+    /// Runs batches until the trigger says stop (available-now), `max_batches` is reached, or
+    /// an error. Dropping the future stops the query; an interrupted batch is replayed by the
+    /// next run. Returns the number of batches run.
+    pub async fn run(
+        &self,
+        options: &RunOptions,
+        mut progress: impl FnMut(&BatchProgress),
+    ) -> Result<u64> {
+        let log = CheckpointLog::open(&options.checkpoint)?;
+        let meta = log.claim(&self.text).await?;
+        let runner = new_id();
+        let mut done = 0u64;
+        let mut ends: BTreeMap<String, BTreeMap<i32, i64>> = BTreeMap::new();
+        let mut avg_bytes: BTreeMap<String, f64> = BTreeMap::new();
+        let mut next = 0u64;
+        if let Some(last) = log.latest_offsets().await? {
+            let record = log
+                .offsets(last)
+                .await?
+                .ok_or_else(|| TopicsError::Checkpoint {
+                    url: log.url().to_string(),
+                    detail: format!("offsets of batch {last} vanished while being read"),
+                })?;
+            if log.commit(last).await?.is_none() {
+                let started = Instant::now();
+                let (written, _) = self.run_batch(&meta, &record, true).await?;
+                self.commit(&log, &runner, &record, written).await?;
+                done += 1;
+                progress(&BatchProgress {
+                    batch: last,
+                    replayed: true,
+                    sources: record.sources.clone(),
+                    rows: written.rows,
+                    already_written: written.already_written,
+                    lag: 0,
+                    elapsed: started.elapsed(),
+                });
+            }
+            ends = record
+                .sources
+                .iter()
+                .map(|(t, s)| {
+                    (
+                        t.clone(),
+                        s.partitions.iter().map(|(p, r)| (*p, r.end)).collect(),
+                    )
+                })
+                .collect();
+            next = last + 1;
+        }
+        let caps = match options.trigger {
+            Trigger::AvailableNow => Some(self.high_watermarks().await?),
+            Trigger::Interval(_) => None,
+        };
+        loop {
+            if options.max_batches.is_some_and(|max| done >= max) {
+                return Ok(done);
+            }
+            let started = Instant::now();
+            let (sources, lag) = self
+                .plan_next(&ends, caps.as_ref(), options.limits, &avg_bytes)
+                .await?;
+            let has_data = sources
+                .values()
+                .any(|s| s.partitions.values().any(|r| r.end > r.start));
+            let skipped_any = sources.values().any(|s| !s.skipped.is_empty());
+            if !has_data && !skipped_any {
+                match options.trigger {
+                    Trigger::AvailableNow => return Ok(done),
+                    Trigger::Interval(every) => {
+                        tokio::time::sleep(every.max(Duration::from_millis(100))).await;
+                        continue;
+                    }
+                }
+            }
+            let record = OffsetsRecord {
+                format: records::FORMAT.into(),
+                version: records::VERSION,
+                batch: next,
+                runner: runner.clone(),
+                planned_ms: now_ms(),
+                sources,
+                sink: self.sink.marks().await?,
+            };
+            log.write_offsets(&record).await?;
+            let (written, bytes) = self.run_batch(&meta, &record, false).await?;
+            self.commit(&log, &runner, &record, written).await?;
+            for (topic, avg) in bytes {
+                avg_bytes.insert(topic, avg);
+            }
+            done += 1;
+            progress(&BatchProgress {
+                batch: next,
+                replayed: false,
+                sources: record.sources.clone(),
+                rows: written.rows,
+                already_written: written.already_written,
+                lag,
+                elapsed: started.elapsed(),
+            });
+            ends = record
+                .sources
+                .iter()
+                .map(|(t, s)| {
+                    (
+                        t.clone(),
+                        s.partitions.iter().map(|(p, r)| (*p, r.end)).collect(),
+                    )
+                })
+                .collect();
+            next += 1;
+            if let Trigger::Interval(every) = options.trigger {
+                let wait = every.saturating_sub(started.elapsed());
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+
+    async fn commit(
+        &self,
+        log: &CheckpointLog,
+        runner: &str,
+        record: &OffsetsRecord,
+        written: crate::sink::BatchWritten,
+    ) -> Result<()> {
+        log.write_commit(&CommitRecord {
+            format: records::FORMAT.into(),
+            version: records::VERSION,
+            batch: record.batch,
+            runner: runner.to_string(),
+            rows: written.rows,
+            already_written: written.already_written,
+            committed_ms: now_ms(),
+        })
+        .await
+    }
+
+    /// Every source partition's high watermark now (the end of an available-now run).
+    async fn high_watermarks(&self) -> Result<BTreeMap<String, BTreeMap<i32, i64>>> {
+        let mut out = BTreeMap::new();
+        for s in &self.sources {
+            let source = s.table.source();
+            let partitions = source.partitions().await?;
+            let marks = source.watermarks(&partitions).await?;
+            out.insert(
+                s.name.to_string(),
+                partitions
+                    .iter()
+                    .zip(&marks)
+                    .map(|(p, w)| (*p, w.high))
+                    .collect(),
+            );
+        }
+        Ok(out)
+    }
+
+    /// Plans the next batch's ranges; returns them and the lag they leave.
+    async fn plan_next(
+        &self,
+        ends: &BTreeMap<String, BTreeMap<i32, i64>>,
+        caps: Option<&BTreeMap<String, BTreeMap<i32, i64>>>,
+        limits: Limits,
+        avg_bytes: &BTreeMap<String, f64>,
+    ) -> Result<(BTreeMap<String, SourceRanges>, i64)> {
+        let mut out = BTreeMap::new();
+        let mut lag = 0;
+        for s in &self.sources {
+            let name = s.name.to_string();
+            let source = s.table.source();
+            let scan = s.table.scan_options();
+            let partitions = source.partitions().await?;
+            let marks = source.watermarks(&partitions).await?;
+            let previous = ends.get(&name);
+            // The first batch starts where the table's scan.startup.* says; partitions that
+            // appear later start at their earliest offset.
+            let starts: BTreeMap<i32, i64> = match previous {
+                Some(previous) => partitions
+                    .iter()
+                    .zip(&marks)
+                    .map(|(p, w)| (*p, previous.get(p).copied().unwrap_or(w.low)))
+                    .collect(),
+                None => {
+                    let mut first = scan.clone();
+                    first.bounded = BoundedMode::LatestOffset;
+                    resolve_ranges(source.as_ref(), &first, &partitions)
+                        .await?
+                        .into_iter()
+                        .map(|p| (p.partition, p.range.start))
+                        .collect()
+                }
+            };
+            let mut ranges = SourceRanges {
+                kind: source.kind().to_string(),
+                topic: source.topic().to_string(),
+                partitions: BTreeMap::new(),
+                skipped: BTreeMap::new(),
+            };
+            for (p, w) in partitions.iter().zip(&marks) {
+                // Partitions created after an available-now run started are not read.
+                let cap = caps.map(|caps| {
+                    caps.get(&name)
+                        .and_then(|c| c.get(p))
+                        .copied()
+                        .unwrap_or(starts[p])
+                });
+                let plan = plan_partition(
+                    source.topic(),
+                    *p,
+                    starts[p],
+                    *w,
+                    cap,
+                    limits,
+                    avg_bytes.get(&name).copied(),
+                    scan.fail_on_data_loss,
+                )?;
+                lag += w.high - plan.end;
+                ranges.partitions.insert(
+                    *p,
+                    Range {
+                        start: plan.start,
+                        end: plan.end,
+                    },
+                );
+                if plan.skipped > 0 {
+                    ranges.skipped.insert(*p, plan.skipped);
+                }
+            }
+            out.insert(name, ranges);
+        }
+        Ok((out, lag))
+    }
+
+    /// Runs one batch over exactly `record`'s ranges into the sink; returns what was written
+    /// and the average message size read per source table.
+    async fn run_batch(
+        &self,
+        meta: &Metadata,
+        record: &OffsetsRecord,
+        replay: bool,
+    ) -> Result<(crate::sink::BatchWritten, BTreeMap<String, f64>), TopicsError> {
+        let df_err = |e: DataFusionError| TopicsError::Sink {
+            target: self.sink.describe(),
+            detail: format!("batch {}: {e}", record.batch),
+        };
+        for s in &self.sources {
+            let name = s.name.to_string();
+            let ranges: BTreeMap<i32, (i64, i64)> = record
+                .sources
+                .get(&name)
+                .map(|r| {
+                    r.partitions
+                        .iter()
+                        .map(|(p, r)| (*p, (r.start, r.end)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let bounded: Arc<dyn TableProvider> = Arc::new(s.table.bounded_to(&ranges));
+            self.ctx.deregister_table(s.name.clone()).map_err(df_err)?;
+            self.ctx
+                .register_table(s.name.clone(), bounded)
+                .map_err(df_err)?;
+        }
+        let plan = self
+            .ctx
+            .state()
+            .statement_to_plan(self.insert.clone())
+            .await
+            .map_err(df_err)?;
+        let LogicalPlan::Dml(dml) = plan else {
+            return Err(plan_error("the INSERT no longer plans as an insert"));
+        };
+        let input = Arc::unwrap_or_clone(dml.input);
+        let physical = self
+            .ctx
+            .execute_logical_plan(input)
+            .await
+            .map_err(df_err)?
+            .create_physical_plan()
+            .await
+            .map_err(df_err)?;
+        let stream = execute_stream(Arc::clone(&physical), self.ctx.task_ctx()).map_err(df_err)?;
+        let written = self
+            .sink
+            .write_batch(&meta.query_id, record.batch, &record.sink, replay, stream)
+            .await?;
+        Ok((written, average_message_bytes(&physical)))
+    }
+}
+
+/// Average bytes per message each topic's scans read, from their metrics.
+fn average_message_bytes(plan: &Arc<dyn ExecutionPlan>) -> BTreeMap<String, f64> {
+    let mut totals: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    let _ = plan.apply(|node| {
+        if let Some(scan) = node.downcast_ref::<TopicScanExec>()
+            && let Some(metrics) = node.metrics()
+        {
+            let entry = totals.entry(scan.topic().to_string()).or_default();
+            entry.0 += metrics
+                .sum_by_name("bytes_fetched")
+                .map_or(0, |v| v.as_usize());
+            entry.1 += metrics
+                .sum_by_name("messages_fetched")
+                .map_or(0, |v| v.as_usize());
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    totals
+        .into_iter()
+        .filter(|(_, (_, n))| *n > 0)
+        .map(|(t, (b, n))| (t, b as f64 / n as f64))
+        .collect()
+}
+
+/// The topic tables a plan scans.
+fn find_sources(plan: &LogicalPlan) -> Result<Vec<SourceTable>, DataFusionError> {
+    let mut out: Vec<SourceTable> = Vec::new();
+    plan.apply(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let provider = source_as_provider(&scan.source)?;
+            if let Some(table) = provider.downcast_ref::<StreamingTableProvider>()
+                && !out.iter().any(|s| s.name == scan.table_name)
+            {
+                out.push(SourceTable {
+                    name: scan.table_name.clone(),
+                    table: table.clone(),
+                });
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(out)
+}
+
+/// The exactly-once sink for the INSERT's target table.
+async fn sink_of(
+    ctx: &SessionContext,
+    dml: &DmlStatement,
+) -> Result<Arc<dyn BatchSink>, DataFusionError> {
+    let target = source_as_provider(&dml.target)?;
+    let input_schema = Arc::new(dml.input.schema().as_arrow().clone());
+    if let Some(table) = target.downcast_ref::<StreamingTableProvider>() {
+        let writer = table
+            .writer()
+            .ok_or_else(|| plan_error(format!("table {} cannot be written to", dml.table_name)))?;
+        let encoder = RowEncoder::new(
+            &input_schema,
+            table.value_count(),
+            table.scan_options().value_format,
+        );
+        return Ok(Arc::new(TopicBatchSink::new(
+            Arc::clone(writer),
+            Arc::clone(table.source()),
+            encoder,
+        )));
+    }
+    if let Some(listing) = target.downcast_ref::<ListingTable>() {
+        let [path] = listing.table_paths().as_slice() else {
+            return Err(plan_error("a file sink needs exactly one LOCATION").into());
+        };
+        let ext = listing.options().format.get_ext();
+        let format = FileFormat::from_extension(&ext).ok_or_else(|| {
+            plan_error(format!(
+                "file sinks write parquet or json, not {ext} (table {})",
+                dml.table_name
+            ))
+        })?;
+        let store = ctx.runtime_env().object_store(path.object_store())?;
+        return Ok(Arc::new(FileBatchSink::new(
+            store,
+            path.prefix().clone(),
+            path.to_string(),
+            format,
+            listing.schema(),
+        )));
+    }
+    Err(plan_error(format!(
+        "the target {} is neither a Kafka or NATS table nor a Parquet or JSON table",
+        dml.table_name
+    ))
+    .into())
+}

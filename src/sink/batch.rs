@@ -1,0 +1,38 @@
+//! Sinks of the continuous-query runner: each writes one micro-batch so that writing it again
+//! after a crash leaves the output as if it had been written once.
+
+use async_trait::async_trait;
+use datafusion::execution::SendableRecordBatchStream;
+
+use crate::checkpoint::SinkMarks;
+use crate::error::Result;
+
+/// What writing a batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchWritten {
+    /// Rows the batch produced.
+    pub rows: u64,
+    /// Rows an interrupted earlier attempt had already written (not written again).
+    pub already_written: u64,
+}
+
+/// A sink that writes micro-batches exactly once.
+#[async_trait]
+pub trait BatchSink: Send + Sync + std::fmt::Debug {
+    /// Where the rows go, for progress lines and errors.
+    fn describe(&self) -> String;
+
+    /// The sink's position before a batch writes anything (recorded in `offsets/N`).
+    async fn marks(&self) -> Result<SinkMarks>;
+
+    /// Writes batch `batch` of query `query_id`. `marks` are those recorded before the batch;
+    /// `replay` says an earlier attempt may have written part of it.
+    async fn write_batch(
+        &self,
+        query_id: &str,
+        batch: u64,
+        marks: &SinkMarks,
+        replay: bool,
+        rows: SendableRecordBatchStream,
+    ) -> Result<BatchWritten>;
+}

@@ -1,0 +1,228 @@
+//! Exactly-once micro-batches into a Kafka topic or NATS stream, without transactions: every
+//! message carries a deterministic identity header; a replayed batch first reads back what
+//! the interrupted attempt wrote (from the output positions recorded before the batch) and
+//! writes only the rest. On NATS the identity is also the `Nats-Msg-Id`, so the server
+//! deduplicates within its window as well.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use arrow::array::{Array, BinaryArray, StringArray};
+use async_trait::async_trait;
+use datafusion::execution::SendableRecordBatchStream;
+use futures::StreamExt;
+
+use super::batch::{BatchSink, BatchWritten};
+use super::encode::OutgoingMessage;
+use super::encode::RowEncoder;
+use super::identity::{batch_prefix, identities};
+use super::{MessageWriter, Recovery};
+use crate::checkpoint::SinkMarks;
+use crate::error::{Result, TopicsError};
+use crate::source::{ColumnNeeds, OffsetRange, ReadRequest, Source};
+
+/// A topic table as the sink of a continuous query.
+#[derive(Debug)]
+pub struct TopicBatchSink {
+    writer: Arc<dyn MessageWriter>,
+    source: Arc<dyn Source>,
+    encoder: RowEncoder,
+}
+
+impl TopicBatchSink {
+    /// Writes through `writer`, reads back through `source` (the same topic), encodes rows with
+    /// `encoder`.
+    pub fn new(
+        writer: Arc<dyn MessageWriter>,
+        source: Arc<dyn Source>,
+        encoder: RowEncoder,
+    ) -> Self {
+        Self {
+            writer: writer.for_batches(),
+            source,
+            encoder,
+        }
+    }
+
+    fn fail(&self, detail: impl Into<String>) -> TopicsError {
+        TopicsError::Sink {
+            target: self.writer.target(),
+            detail: detail.into(),
+        }
+    }
+
+    /// Identities of batch `prefix` already in the output since `marks`.
+    async fn written_since(&self, marks: &SinkMarks, prefix: &str) -> Result<HashSet<String>> {
+        let header = self.writer.identity_header();
+        let partitions = self.source.partitions().await?;
+        let watermarks = self.source.watermarks(&partitions).await?;
+        let mut found = HashSet::new();
+        for (p, w) in partitions.iter().zip(&watermarks) {
+            let from = marks.partitions.get(p).copied().unwrap_or(w.low).max(w.low);
+            if from >= w.high {
+                continue;
+            }
+            let request = ReadRequest {
+                needs: ColumnNeeds {
+                    headers: true,
+                    ..Default::default()
+                },
+                batch_rows: 4096,
+                max_messages: None,
+                fail_on_data_loss: true,
+            };
+            let mut stream = self
+                .source
+                .read(*p, OffsetRange::closed(from, w.high), request);
+            while let Some(batch) = stream.next().await {
+                let batch = batch?;
+                let Some(maps) = &batch.headers else { continue };
+                for row in 0..maps.len() {
+                    if !maps.is_valid(row) {
+                        continue;
+                    }
+                    let entry = maps.value(row);
+                    let names = entry.column(0).as_any().downcast_ref::<StringArray>();
+                    let values = entry.column(1).as_any().downcast_ref::<BinaryArray>();
+                    let (Some(names), Some(values)) = (names, values) else {
+                        continue;
+                    };
+                    for i in 0..names.len() {
+                        if names.value(i) == header
+                            && let Ok(id) = std::str::from_utf8(values.value(i))
+                            && id.starts_with(prefix)
+                        {
+                            found.insert(id.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+}
+
+impl TopicBatchSink {
+    /// Orders the batch deterministically per output partition and, on replay, drops the
+    /// prefix of each partition's list that the interrupted attempt already wrote.
+    async fn positional(
+        &self,
+        batch: u64,
+        marks: &SinkMarks,
+        replay: bool,
+        messages: Vec<OutgoingMessage>,
+        ids: Vec<String>,
+    ) -> Result<Vec<OutgoingMessage>> {
+        let partitions: Vec<i32> = marks.partitions.keys().copied().collect();
+        if partitions.is_empty() {
+            return Err(self.fail("the output topic has no partitions"));
+        }
+        // Rows without a partition get one from their key (or identity): the same on replay.
+        let mut keyed: Vec<(i32, String, OutgoingMessage)> = messages
+            .into_iter()
+            .zip(ids)
+            .map(|(mut m, id)| {
+                let p = m.partition.unwrap_or_else(|| {
+                    let basis = m.key.as_deref().unwrap_or(id.as_bytes());
+                    partitions[(stable_hash(basis) % partitions.len() as u64) as usize]
+                });
+                m.partition = Some(p);
+                (p, id, m)
+            })
+            .collect();
+        keyed.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        if !replay {
+            return Ok(keyed.into_iter().map(|(_, _, m)| m).collect());
+        }
+        let now = self.source.watermarks(&partitions).await?;
+        let mut out = Vec::with_capacity(keyed.len());
+        for (p, w) in partitions.iter().zip(&now) {
+            let mine: Vec<OutgoingMessage> = keyed
+                .iter()
+                .filter(|(q, _, _)| q == p)
+                .map(|(_, _, m)| m.clone())
+                .collect();
+            let written = (w.high - marks.partitions[p]).max(0) as usize;
+            if written > mine.len() {
+                return Err(self.fail(format!(
+                    "batch {batch}: output partition {p} gained {written} messages since the batch began \
+                     but the batch writes {} there; another producer writes to the output topic, which \
+                     exactly-once output to Kafka does not allow",
+                    mine.len()
+                )));
+            }
+            out.extend(mine.into_iter().skip(written));
+        }
+        Ok(out)
+    }
+}
+
+/// 64-bit FNV-1a: the partition of a row without one, stable across runs and builds.
+fn stable_hash(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ *b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+#[async_trait]
+impl BatchSink for TopicBatchSink {
+    fn describe(&self) -> String {
+        self.writer.target()
+    }
+
+    async fn marks(&self) -> Result<SinkMarks> {
+        let partitions = self.source.partitions().await?;
+        let watermarks = self.source.watermarks(&partitions).await?;
+        Ok(SinkMarks {
+            kind: self.source.kind().to_string(),
+            partitions: partitions
+                .iter()
+                .zip(&watermarks)
+                .map(|(p, w)| (*p, w.high))
+                .collect(),
+        })
+    }
+
+    async fn write_batch(
+        &self,
+        query_id: &str,
+        batch: u64,
+        marks: &SinkMarks,
+        replay: bool,
+        mut rows: SendableRecordBatchStream,
+    ) -> Result<BatchWritten> {
+        let mut messages = Vec::new();
+        while let Some(b) = rows.next().await {
+            let b = b.map_err(|e| self.fail(format!("batch {batch}: the query failed: {e}")))?;
+            messages.extend(self.encoder.encode(&b)?);
+        }
+        let ids = identities(query_id, batch, &messages);
+        let total = messages.len() as u64;
+        let pending = match self.writer.recovery() {
+            Recovery::IdentityHeader => {
+                let header = self.writer.identity_header();
+                let already = if replay {
+                    self.written_since(marks, &batch_prefix(query_id, batch))
+                        .await?
+                } else {
+                    HashSet::new()
+                };
+                let mut pending = Vec::with_capacity(messages.len());
+                for (mut m, id) in messages.into_iter().zip(ids) {
+                    if !already.contains(&id) {
+                        m.headers.push((header.to_string(), id.into_bytes()));
+                        pending.push(m);
+                    }
+                }
+                pending
+            }
+            Recovery::Positional => self.positional(batch, marks, replay, messages, ids).await?,
+        };
+        let skipped = total - pending.len() as u64;
+        self.writer.write(&pending).await?;
+        Ok(BatchWritten {
+            rows: total,
+            already_written: skipped,
+        })
+    }
+}
