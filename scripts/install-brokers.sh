@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # install-brokers.sh — install the brokers the integration tests run against
-# (tansu 0.6.0 for the Kafka API, nats-server 2.15.1 for NATS JetStream) plus
+# (tansu 0.6.0 for the Kafka API, nats-server 2.15.1 for NATS JetStream, moto 5.2.5
+# as an S3-compatible server for checkpoints) plus
 # the Debian build prerequisites of the crate, into a cache directory that is
 # reused across runs:
 #
@@ -14,6 +15,7 @@ set -euo pipefail
 
 TANSU_VERSION=0.6.0
 NATS_VERSION=2.15.1
+MOTO_VERSION=5.2.5
 APT_PACKAGES=(pkg-config libssl-dev zlib1g-dev build-essential python3-venv)
 
 DFT_CACHE=${DFT_CACHE:-$HOME/.cache/datafusion-topics}
@@ -203,8 +205,25 @@ ensure_nats() {
     link_bin /usr/bin/nats-server nats-server
 }
 
+# --- moto (an S3-compatible server, for the S3 checkpoint test) ----------------
+ensure_moto() {
+    local venv=$DFT_CACHE/venv
+    if [[ -x $BIN_DIR/moto_server ]] && "$venv/bin/python" -m pip show moto 2>/dev/null \
+        | grep -q "^Version: $MOTO_VERSION\$"; then
+        return 0
+    fi
+    local pip_log=$LOG_DIR/moto-pip.log
+    { [[ -x $venv/bin/python ]] || python3 -m venv "$venv"; } >"$pip_log" 2>&1 \
+        || die "cannot create a Python venv in $venv (see $pip_log)"
+    "$venv/bin/python" -m pip install --quiet "moto[server]==$MOTO_VERSION" >>"$pip_log" 2>&1 \
+        || die "pip install moto[server]==$MOTO_VERSION failed (see $pip_log)"
+    link_bin "$venv/bin/moto_server" moto_server
+}
+
 ensure_prerequisites
 ensure_tansu
 ensure_nats
+ensure_moto
 report tansu
 report nats-server
+printf 'moto_server: %s (moto %s)\n' "$BIN_DIR/moto_server" "$MOTO_VERSION"

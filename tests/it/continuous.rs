@@ -378,3 +378,311 @@ async fn available_now_honours_rate_limits_and_new_partitions_are_recorded() {
         eprintln!("the broker cannot add partitions (CreatePartitions); skipped that part");
     }
 }
+
+/// A moto S3 server on a free loopback port, stopped on drop.
+struct Moto {
+    child: std::process::Child,
+    endpoint: String,
+}
+
+impl Moto {
+    fn start() -> Self {
+        let cache = std::env::var("DFT_CACHE").unwrap_or_else(|_| {
+            format!(
+                "{}/.cache/datafusion-topics",
+                std::env::var("HOME").unwrap()
+            )
+        });
+        let bin = format!("{cache}/bin/moto_server");
+        assert!(
+            Path::new(&bin).exists(),
+            "{bin} is missing: run scripts/install-brokers.sh (installs moto, an S3-compatible server)"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = Command::new(bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "moto_server did not start on port {port}"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    /// Sends one bare HTTP request (moto accepts unsigned bucket creation); returns the status.
+    fn http(&self, method: &str, path: &str) -> String {
+        use std::io::{Read, Write};
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut stream = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            stream,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn checkpoints_on_s3() {
+    let moto = Moto::start();
+    let created = moto.http("PUT", "/dft-checkpoints");
+    assert!(created.starts_with("HTTP/1.1 200"), "{created}");
+    let topic = create_topic("cq-s3", 2).await;
+    produce(&topic, &json_messages(60, 2)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let file = dir.path().join("query.sql");
+    std::fs::write(
+        &file,
+        format!(
+            "CREATE EXTERNAL TABLE input (id BIGINT) STORED AS KAFKA LOCATION 'kafka:///{topic}' OPTIONS ('value.format' 'json');
+             CREATE EXTERNAL TABLE output (id BIGINT) STORED AS JSON LOCATION '{}/';
+             INSERT INTO output SELECT id FROM input;",
+            out_dir.display()
+        ),
+    )
+    .unwrap();
+    let s3 = |extra: &[&str]| {
+        run_cmd("s3://dft-checkpoints/queries/copy", &file, extra)
+            .env("AWS_ENDPOINT", &moto.endpoint)
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .output()
+            .unwrap()
+    };
+    let out = s3(&["--trigger", "once", "--max-records-per-partition", "10"]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("finished after 3 batch(es)"), "{text}");
+    // The checkpoint lives in the bucket: a second run has nothing left to do.
+    let out = s3(&["--trigger", "once"]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("finished after 0 batch(es)"), "{text}");
+    let listing = moto.http("GET", "/dft-checkpoints?list-type=2&prefix=queries/copy/");
+    for key in [
+        "queries/copy/metadata",
+        "queries/copy/offsets/00000000000000000002.json",
+        "queries/copy/commits/00000000000000000002.json",
+    ] {
+        assert!(
+            listing.contains(key),
+            "{key} missing from the bucket:\n{listing}"
+        );
+    }
+    // Conditional put works on S3 too: a second query on the same checkpoint is refused.
+    std::fs::write(
+        &file,
+        std::fs::read_to_string(&file)
+            .unwrap()
+            .replace("SELECT id FROM input", "SELECT id * 2 FROM input"),
+    )
+    .unwrap();
+    let out = s3(&["--trigger", "once"]);
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && text.contains("belongs to another query"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offsets_removed_before_they_were_read_fail_or_are_skipped() {
+    use crate::harness::{create_stream, jetstream, publish};
+    let js = jetstream().await;
+    let stream = create_stream(&js, "CQLOSS", &["a"]).await;
+    let subject = format!("{stream}.a");
+    for i in 0..20 {
+        publish(&js, &subject, format!(r#"{{"id":{i}}}"#)).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let file = dir.path().join("query.sql");
+    let write_query = |fail: &str| {
+        std::fs::write(
+            &file,
+            format!(
+                "CREATE EXTERNAL TABLE input (id BIGINT) STORED AS NATS LOCATION 'nats:///{stream}'
+                   OPTIONS ('value.format' 'json', 'scan.fail-on-data-loss' '{fail}');
+                 CREATE EXTERNAL TABLE output (id BIGINT) STORED AS JSON LOCATION '{}/';
+                 INSERT INTO output SELECT id FROM input;",
+                out_dir.display()
+            ),
+        )
+        .unwrap()
+    };
+    write_query("true");
+    let checkpoint = dir.path().join("checkpoint");
+    let cp = checkpoint.to_str().unwrap();
+    let out = run_cmd(cp, &file, &["--trigger", "once"]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // 20 more messages, then a purge removes them before the query reads them.
+    for i in 20..40 {
+        publish(&js, &subject, format!(r#"{{"id":{i}}}"#)).await;
+    }
+    js.get_stream(&stream).await.unwrap().purge().await.unwrap();
+    publish(&js, &subject, r#"{"id":40}"#).await;
+
+    let out = run_cmd(cp, &file, &["--trigger", "once"]).output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("data loss") && text.contains("21..41"),
+        "{text}"
+    );
+
+    write_query("false");
+    let out = run_cmd(cp, &file, &["--trigger", "once"]).output().unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("rows=1"), "{text}");
+    let record =
+        std::fs::read_to_string(checkpoint.join("offsets/00000000000000000001.json")).unwrap();
+    assert!(
+        record.contains("\"skipped\"") && record.contains("\"0\": 20"),
+        "{record}"
+    );
+}
+
+/// The Kafka sink's replay, step by step: an interrupted attempt wrote a prefix of one output
+/// partition's messages; the replay writes exactly the rest, and refuses when another producer
+/// wrote to the output meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_kafka_batch_writes_only_what_is_missing() {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, new_null_array};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::catalog::TableProvider;
+    use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+    use datafusion_topics::sink::identity::identities;
+    use datafusion_topics::sink::{BatchSink, RowEncoder, TopicBatchSink};
+    use datafusion_topics::{
+        KafkaTableOptions, StreamingTableProvider, ValueFormat, options_from_pairs,
+    };
+
+    let topic = create_topic("cq-replay", 2).await;
+    let columns = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
+    let options = KafkaTableOptions::parse(
+        &format!("kafka://{}/{topic}", brokers().kafka),
+        columns,
+        &options_from_pairs([("value.format", "json")]),
+    )
+    .unwrap();
+    let table = StreamingTableProvider::try_new_kafka(options)
+        .await
+        .unwrap();
+    let schema = table.schema();
+    let rows = |ids: &[i64]| {
+        let columns: Vec<ArrayRef> = schema
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                "id" => Arc::new(Int64Array::from(ids.to_vec())) as ArrayRef,
+                "_partition" => Arc::new(Int32Array::from(
+                    ids.iter().map(|i| (i % 2) as i32).collect::<Vec<_>>(),
+                )),
+                _ => new_null_array(f.data_type(), ids.len()),
+            })
+            .collect();
+        RecordBatch::try_new(Arc::clone(&schema), columns).unwrap()
+    };
+    let stream = |batch: RecordBatch| {
+        Box::pin(RecordBatchStreamAdapter::new(
+            batch.schema(),
+            futures::stream::iter(vec![Ok(batch)]),
+        )) as datafusion::execution::SendableRecordBatchStream
+    };
+    let encoder = RowEncoder::new(&schema, 1, ValueFormat::Json);
+    let sink = TopicBatchSink::new(
+        Arc::clone(table.writer().unwrap()),
+        Arc::clone(table.source()),
+        encoder.clone(),
+    );
+    let all: Vec<i64> = (0..100).collect();
+    let marks = sink.marks().await.unwrap();
+
+    // The first attempt wrote the first 20 of partition 0's messages, in the sink's order
+    // (by identity), then died.
+    let messages = encoder.encode(&rows(&all)).unwrap();
+    let ids = identities("q", 5, &messages);
+    let mut partition0: Vec<(String, i64)> = ids
+        .into_iter()
+        .zip(all.iter().copied())
+        .filter(|(_, id)| id % 2 == 0)
+        .collect();
+    partition0.sort();
+    let prefix: Vec<i64> = partition0.iter().take(20).map(|(_, id)| *id).collect();
+    let first = sink
+        .write_batch("q", 5, &marks, false, stream(rows(&prefix)))
+        .await
+        .unwrap();
+    assert_eq!(first.rows, 20);
+
+    let replay = sink
+        .write_batch("q", 5, &marks, true, stream(rows(&all)))
+        .await
+        .unwrap();
+    assert_eq!((replay.rows, replay.already_written), (100, 20));
+
+    let ctx = session_context();
+    sql(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE out (id BIGINT) STORED AS KAFKA LOCATION 'kafka://{}/{topic}'
+         OPTIONS ('value.format' 'json', 'scan.bounded.mode' 'latest-offset')",
+            brokers().kafka
+        ),
+    )
+    .await;
+    let batches = sql(&ctx, "SELECT id FROM out WHERE _partition = id % 2").await;
+    let mut seen = ids_of(&batches);
+    seen.sort();
+    assert_eq!(seen, all, "every row exactly once, in its partition");
+
+    // Another producer wrote to the output: a replay cannot tell its messages apart.
+    produce(&topic, &[crate::harness::TestMessage::value(1, "{}")]).await;
+    let more: Vec<i64> = (0..60).collect();
+    let err = sink
+        .write_batch("q", 5, &marks, true, stream(rows(&more)))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("another producer"), "{err}");
+}
