@@ -110,6 +110,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub max_batches: Option<u64>,
 
+    /// After each batch, commit the Kafka sources' end offsets to this consumer group so lag
+    /// dashboards see progress (recovery never reads them).
+    #[arg(long)]
+    pub commit_group: Option<String>,
+
     /// The SQL file: DDL statements and one INSERT INTO … SELECT ….
     #[arg(short = 'f', long, value_parser = valid_file)]
     pub file: String,

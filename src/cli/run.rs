@@ -22,6 +22,7 @@ pub async fn run(shell: &Args, run: &RunArgs) -> Result<()> {
             max_bytes: run.max_bytes_per_partition.map(|b| b as u64),
         },
         max_batches: run.max_batches,
+        commit_group: run.commit_group.clone(),
     };
     if !run.quiet {
         println!(

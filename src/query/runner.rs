@@ -43,6 +43,9 @@ pub struct RunOptions {
     pub limits: Limits,
     /// Stop after this many batches in this run (replays included); `None` runs on.
     pub max_batches: Option<u64>,
+    /// After each commit, also commit the batch's end offsets of Kafka sources to this
+    /// consumer group, for lag dashboards (never read back: the checkpoint is the truth).
+    pub commit_group: Option<String>,
 }
 
 /// What one batch did, for progress lines.
@@ -194,7 +197,14 @@ impl ContinuousQuery {
             if log.commit(last).await?.is_none() {
                 let started = Instant::now();
                 let (written, _) = self.run_batch(&meta, &record, true).await?;
-                self.commit(&log, &runner, &record, written).await?;
+                self.commit(
+                    &log,
+                    &runner,
+                    &record,
+                    written,
+                    options.commit_group.as_deref(),
+                )
+                .await?;
                 done += 1;
                 progress(&BatchProgress {
                     batch: last,
@@ -254,7 +264,14 @@ impl ContinuousQuery {
             };
             log.write_offsets(&record).await?;
             let (written, bytes) = self.run_batch(&meta, &record, false).await?;
-            self.commit(&log, &runner, &record, written).await?;
+            self.commit(
+                &log,
+                &runner,
+                &record,
+                written,
+                options.commit_group.as_deref(),
+            )
+            .await?;
             for (topic, avg) in bytes {
                 avg_bytes.insert(topic, avg);
             }
@@ -288,7 +305,36 @@ impl ContinuousQuery {
         }
     }
 
+    /// Commits the batch's end offsets to a consumer group; failures are logged, not fatal.
+    async fn commit_to_group(&self, group: &str, record: &OffsetsRecord) {
+        for s in &self.sources {
+            let Some(ranges) = record.sources.get(&s.name.to_string()) else {
+                continue;
+            };
+            let ends: Vec<(i32, i64)> =
+                ranges.partitions.iter().map(|(p, r)| (*p, r.end)).collect();
+            if let Err(e) = s.table.source().commit_offsets(group, &ends).await {
+                log::warn!("batch {}: {e}", record.batch);
+            }
+        }
+    }
+
     async fn commit(
+        &self,
+        log: &CheckpointLog,
+        runner: &str,
+        record: &OffsetsRecord,
+        written: crate::sink::BatchWritten,
+        group: Option<&str>,
+    ) -> Result<()> {
+        self.write_commit(log, runner, record, written).await?;
+        if let Some(group) = group {
+            self.commit_to_group(group, record).await;
+        }
+        Ok(())
+    }
+
+    async fn write_commit(
         &self,
         log: &CheckpointLog,
         runner: &str,

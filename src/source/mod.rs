@@ -134,6 +134,17 @@ pub trait Source: Debug + Display + Send + Sync {
         })
     }
 
+    /// Commits `offsets` (partition → next offset to read) for a consumer group, so lag
+    /// dashboards see a continuous query's progress. Never read back for recovery.
+    async fn commit_offsets(&self, group: &str, offsets: &[(i32, i64)]) -> Result<()> {
+        let _ = (group, offsets);
+        Err(TopicsError::Client {
+            kind: self.kind(),
+            action: format!("committing offsets of '{}'", self.topic()),
+            detail: "this source has no consumer groups".into(),
+        })
+    }
+
     /// Reads `range` of `partition`. A closed range ends after its last offset; an open range
     /// follows the log until the stream is dropped. Dropping the stream releases the reader.
     fn read(&self, partition: i32, range: OffsetRange, request: ReadRequest) -> RawBatchStream;

@@ -325,10 +325,18 @@ async fn available_now_honours_rate_limits_and_new_partitions_are_recorded() {
     .unwrap();
     let checkpoint = dir.path().join("checkpoint");
     let cp = checkpoint.to_str().unwrap();
+    let group = unique_name("cq-group");
     let out = run_cmd(
         cp,
         &file,
-        &["--trigger", "once", "--max-records-per-partition", "20"],
+        &[
+            "--trigger",
+            "once",
+            "--max-records-per-partition",
+            "20",
+            "--commit-group",
+            &group,
+        ],
     )
     .output()
     .unwrap();
@@ -338,6 +346,14 @@ async fn available_now_honours_rate_limits_and_new_partitions_are_recorded() {
         "{text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The consumer group saw the progress: from its offsets, nothing is left to read.
+    let ctx = session_context();
+    sql(&ctx, &format!(
+        "CREATE EXTERNAL TABLE from_group STORED AS KAFKA LOCATION 'kafka://{}/{topic}'
+         OPTIONS ('scan.startup.mode' 'group-offsets', 'properties.group.id' '{group}', 'scan.bounded.mode' 'latest-offset')",
+        brokers().kafka)).await;
+    let left = sql(&ctx, "SELECT count(*) FROM from_group").await;
+    assert_eq!(left[0].column(0).as_primitive::<Int64Type>().value(0), 0);
     // 50 per partition at 20 per batch: 3 batches, then it stops by itself.
     assert!(
         text.contains("batch 0 input[0:[0,20) 1:[0,20)] rows=40"),
@@ -685,4 +701,53 @@ async fn a_replayed_kafka_batch_writes_only_what_is_missing() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("another producer"), "{err}");
+}
+
+/// A partition that appears while a query runs (here: a new subject of a subject-partitioned
+/// NATS stream) is read from its earliest offset and recorded in the checkpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_partition_is_read_from_its_start_and_recorded() {
+    use crate::harness::{create_named_stream, jetstream, publish};
+    let js = jetstream().await;
+    let stream = unique_name("CQNEW").replace('-', "_");
+    let prefix = stream.to_lowercase();
+    create_named_stream(&js, &stream, &[&format!("{prefix}.*")]).await;
+    for (p, id) in [(0, 1), (1, 2), (0, 3)] {
+        publish(&js, &format!("{prefix}.{p}"), format!(r#"{{"id":{id}}}"#)).await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let file = dir.path().join("query.sql");
+    std::fs::write(
+        &file,
+        format!(
+            "CREATE EXTERNAL TABLE input (id BIGINT) STORED AS NATS LOCATION 'nats:///{stream}'
+               OPTIONS ('value.format' 'json', 'nats.subjects' '{prefix}.*');
+             CREATE EXTERNAL TABLE output (id BIGINT) STORED AS JSON LOCATION '{}/';
+             INSERT INTO output SELECT id FROM input;",
+            out_dir.display()
+        ),
+    )
+    .unwrap();
+    let checkpoint = dir.path().join("checkpoint");
+    let cp = checkpoint.to_str().unwrap();
+    let out = run_cmd(cp, &file, &["--trigger", "once"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("batch 0 input[0:[1,4) 1:[2,3)] rows=3"),
+        "{text}"
+    );
+
+    publish(&js, &format!("{prefix}.2"), r#"{"id":4}"#).await;
+    publish(&js, &format!("{prefix}.1"), r#"{"id":5}"#).await;
+    let out = run_cmd(cp, &file, &["--trigger", "once"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("batch 1 input[0:[4,4) 1:[3,6) 2:[4,5)] rows=2"),
+        "{text}"
+    );
+    let record =
+        std::fs::read_to_string(checkpoint.join("offsets/00000000000000000001.json")).unwrap();
+    assert!(record.contains("\"2\": {"), "{record}");
 }

@@ -118,6 +118,14 @@ impl KafkaSource {
     }
 }
 
+/// A client that speaks for consumer group `group` (to read or commit its offsets).
+fn group_consumer(config: &KafkaConfig, group: &str, action: &str) -> Result<ScanConsumer> {
+    config
+        .consumer_config(Some(group))
+        .create_with_context(ScanContext)
+        .map_err(|e| config.client_error(action, e))
+}
+
 fn unknown_topic(config: &KafkaConfig) -> TopicsError {
     TopicsError::UnknownTopic {
         kind: "kafka",
@@ -298,10 +306,7 @@ impl Source for KafkaSource {
                 "reading committed offsets of group '{group}' for topic '{}'",
                 config.topic
             );
-            let consumer: ScanConsumer = config
-                .consumer_config(Some(&group))
-                .create_with_context(ScanContext)
-                .map_err(|e| config.client_error(&action, e))?;
+            let consumer = group_consumer(&config, &group, &action)?;
             let mut tpl = TopicPartitionList::new();
             for &p in &partitions {
                 tpl.add_partition(&config.topic, p);
@@ -318,6 +323,27 @@ impl Source for KafkaSource {
                     },
                 )
                 .collect())
+        })
+        .await
+    }
+
+    async fn commit_offsets(&self, group: &str, offsets: &[(i32, i64)]) -> Result<()> {
+        let offsets = offsets.to_vec();
+        let group = group.to_string();
+        self.blocking("committing offsets", move |_, config| {
+            let action = format!(
+                "committing offsets of group '{group}' for topic '{}'",
+                config.topic
+            );
+            let consumer = group_consumer(&config, &group, &action)?;
+            let mut tpl = TopicPartitionList::new();
+            for (p, offset) in &offsets {
+                tpl.add_partition_offset(&config.topic, *p, Offset::Offset(*offset))
+                    .map_err(|e| config.client_error(&action, e))?;
+            }
+            consumer
+                .commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+                .map_err(|e| Self::classify(&config, &action, e))
         })
         .await
     }
