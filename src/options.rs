@@ -12,6 +12,7 @@ use arrow::datatypes::{Schema, SchemaRef};
 use crate::error::{Result, TopicsError};
 use crate::format::ValueFormat;
 use crate::secret::{REDACTED, is_secret_key};
+use crate::sink::Recovery;
 use crate::source::kafka::{KafkaConfig, TopicCreation};
 use crate::source::nats::{NatsConfig, NatsPartitioning, parse_nats_location};
 
@@ -94,6 +95,12 @@ pub const SCAN_OPTIONS: &[OptionDoc] = &[
 
 /// Options only Kafka tables accept (besides [`SCAN_OPTIONS`]).
 pub const KAFKA_OPTIONS: &[OptionDoc] = &[
+    OptionDoc {
+        key: "sink.recovery",
+        values: "positional | identity-header",
+        default: "positional",
+        meaning: "How a continuous query writing to this topic finds, after a crash, what an interrupted batch already wrote: by counting what each output partition gained (needs the query to be the topic's only producer), or by a dft-id header on every message (other producers allowed; costs a header per message).",
+    },
     OptionDoc {
         key: "topic.create",
         values: "true | false",
@@ -300,6 +307,8 @@ pub struct KafkaTableOptions {
     pub value_schema: SchemaRef,
     /// Create the topic when it is missing (`topic.create`), with these settings.
     pub create: Option<TopicCreation>,
+    /// How continuous-query batches written to this topic recover (`sink.recovery`).
+    pub sink_recovery: Recovery,
 }
 
 impl KafkaTableOptions {
@@ -316,6 +325,7 @@ impl KafkaTableOptions {
         let mut kafka = KafkaConfig::new(bootstrap, topic);
         let mut group_id = None;
         let mut create = false;
+        let mut sink_recovery = Recovery::Positional;
         let mut spec = TopicCreation {
             partitions: 1,
             replication: 1,
@@ -327,6 +337,19 @@ impl KafkaTableOptions {
                     "topic.partitions" => spec.partitions = parse_count(key, value, 100_000)?,
                     "topic.replication-factor" => {
                         spec.replication = parse_count(key, value, i16::MAX as i32)?
+                    }
+                    "sink.recovery" => {
+                        sink_recovery = match value.trim().to_ascii_lowercase().as_str() {
+                            "positional" => Recovery::Positional,
+                            "identity-header" => Recovery::IdentityHeader,
+                            _ => {
+                                return Err(invalid(
+                                    key,
+                                    value,
+                                    "expected positional or identity-header",
+                                ));
+                            }
+                        }
                     }
                     "properties.group.id" => {
                         let group = non_empty(key, value)?;
@@ -354,6 +377,7 @@ impl KafkaTableOptions {
             scan,
             value_schema,
             create: create.then_some(spec),
+            sink_recovery,
         })
     }
 
@@ -364,6 +388,7 @@ impl KafkaTableOptions {
             scan: ScanOptions::default(),
             value_schema: Arc::new(Schema::empty()),
             create: None,
+            sink_recovery: Recovery::Positional,
         }
     }
 }

@@ -68,7 +68,8 @@ impl StreamingTableProvider {
     /// A Kafka table; checks that the topic exists (within the connect timeout) and whether
     /// it uses log-append time.
     pub async fn try_new_kafka(options: KafkaTableOptions) -> Result<Self> {
-        let writer = Arc::new(KafkaWriter::new(options.kafka.clone()));
+        let writer =
+            Arc::new(KafkaWriter::new(options.kafka.clone()).with_recovery(options.sink_recovery));
         let source: Arc<dyn Source> = Arc::new(KafkaSource::new(options.kafka));
         source.partitions().await?;
         let ordered = source.timestamps_ordered().await?;

@@ -29,6 +29,8 @@ pub struct KafkaWriter {
     /// One request in flight per connection and no retries: each partition receives the
     /// messages in the order given, each at most once (a failure fails the write).
     ordered: bool,
+    /// How continuous-query batches recover (`sink.recovery`).
+    recovery: Recovery,
 }
 
 impl std::fmt::Debug for KafkaWriter {
@@ -48,7 +50,14 @@ impl KafkaWriter {
             config,
             producer: OnceCell::new(),
             ordered: false,
+            recovery: Recovery::Positional,
         }
+    }
+
+    /// Sets how continuous-query batches written through this writer recover.
+    pub fn with_recovery(mut self, recovery: Recovery) -> Self {
+        self.recovery = recovery;
+        self
     }
 
     fn producer(&self) -> Result<Arc<FutureProducer>> {
@@ -84,7 +93,7 @@ impl MessageWriter for KafkaWriter {
     }
 
     fn recovery(&self) -> Recovery {
-        Recovery::Positional
+        self.recovery
     }
 
     fn for_batches(&self) -> Arc<dyn MessageWriter> {
@@ -92,6 +101,7 @@ impl MessageWriter for KafkaWriter {
             config: self.config.clone(),
             producer: OnceCell::new(),
             ordered: true,
+            recovery: self.recovery,
         })
     }
 

@@ -597,112 +597,6 @@ async fn offsets_removed_before_they_were_read_fail_or_are_skipped() {
     );
 }
 
-/// The Kafka sink's replay, step by step: an interrupted attempt wrote a prefix of one output
-/// partition's messages; the replay writes exactly the rest, and refuses when another producer
-/// wrote to the output meanwhile.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_replayed_kafka_batch_writes_only_what_is_missing() {
-    use std::sync::Arc;
-
-    use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, new_null_array};
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
-    use datafusion::catalog::TableProvider;
-    use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-    use datafusion_topics::sink::identity::identities;
-    use datafusion_topics::sink::{BatchSink, RowEncoder, TopicBatchSink};
-    use datafusion_topics::{
-        KafkaTableOptions, StreamingTableProvider, ValueFormat, options_from_pairs,
-    };
-
-    let topic = create_topic("cq-replay", 2).await;
-    let columns = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
-    let options = KafkaTableOptions::parse(
-        &format!("kafka://{}/{topic}", brokers().kafka),
-        columns,
-        &options_from_pairs([("value.format", "json")]),
-    )
-    .unwrap();
-    let table = StreamingTableProvider::try_new_kafka(options)
-        .await
-        .unwrap();
-    let schema = table.schema();
-    let rows = |ids: &[i64]| {
-        let columns: Vec<ArrayRef> = schema
-            .fields()
-            .iter()
-            .map(|f| match f.name().as_str() {
-                "id" => Arc::new(Int64Array::from(ids.to_vec())) as ArrayRef,
-                "_partition" => Arc::new(Int32Array::from(
-                    ids.iter().map(|i| (i % 2) as i32).collect::<Vec<_>>(),
-                )),
-                _ => new_null_array(f.data_type(), ids.len()),
-            })
-            .collect();
-        RecordBatch::try_new(Arc::clone(&schema), columns).unwrap()
-    };
-    let stream = |batch: RecordBatch| {
-        Box::pin(RecordBatchStreamAdapter::new(
-            batch.schema(),
-            futures::stream::iter(vec![Ok(batch)]),
-        )) as datafusion::execution::SendableRecordBatchStream
-    };
-    let encoder = RowEncoder::new(&schema, 1, ValueFormat::Json);
-    let sink = TopicBatchSink::new(
-        Arc::clone(table.writer().unwrap()),
-        Arc::clone(table.source()),
-        encoder.clone(),
-    );
-    let all: Vec<i64> = (0..100).collect();
-    let marks = sink.marks().await.unwrap();
-
-    // The first attempt wrote the first 20 of partition 0's messages, in the sink's order
-    // (by identity), then died.
-    let messages = encoder.encode(&rows(&all)).unwrap();
-    let ids = identities("q", 5, &messages);
-    let mut partition0: Vec<(String, i64)> = ids
-        .into_iter()
-        .zip(all.iter().copied())
-        .filter(|(_, id)| id % 2 == 0)
-        .collect();
-    partition0.sort();
-    let prefix: Vec<i64> = partition0.iter().take(20).map(|(_, id)| *id).collect();
-    let first = sink
-        .write_batch("q", 5, &marks, false, stream(rows(&prefix)))
-        .await
-        .unwrap();
-    assert_eq!(first.rows, 20);
-
-    let replay = sink
-        .write_batch("q", 5, &marks, true, stream(rows(&all)))
-        .await
-        .unwrap();
-    assert_eq!((replay.rows, replay.already_written), (100, 20));
-
-    let ctx = session_context();
-    sql(
-        &ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE out (id BIGINT) STORED AS KAFKA LOCATION 'kafka://{}/{topic}'
-         OPTIONS ('value.format' 'json', 'scan.bounded.mode' 'latest-offset')",
-            brokers().kafka
-        ),
-    )
-    .await;
-    let batches = sql(&ctx, "SELECT id FROM out WHERE _partition = id % 2").await;
-    let mut seen = ids_of(&batches);
-    seen.sort();
-    assert_eq!(seen, all, "every row exactly once, in its partition");
-
-    // Another producer wrote to the output: a replay cannot tell its messages apart.
-    produce(&topic, &[crate::harness::TestMessage::value(1, "{}")]).await;
-    let more: Vec<i64> = (0..60).collect();
-    let err = sink
-        .write_batch("q", 5, &marks, true, stream(rows(&more)))
-        .await
-        .unwrap_err();
-    assert!(err.to_string().contains("another producer"), "{err}");
-}
-
 /// A partition that appears while a query runs (here: a new subject of a subject-partitioned
 /// NATS stream) is read from its earliest offset and recorded in the checkpoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -750,4 +644,191 @@ async fn a_new_partition_is_read_from_its_start_and_recorded() {
     let record =
         std::fs::read_to_string(checkpoint.join("offsets/00000000000000000001.json")).unwrap();
     assert!(record.contains("\"2\": {"), "{record}");
+}
+
+/// A Kafka table with one `id` column, its exactly-once batch sink, and row builders.
+struct SinkFixture {
+    topic: String,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    encoder: datafusion_topics::sink::RowEncoder,
+    sink: datafusion_topics::sink::TopicBatchSink,
+}
+
+impl SinkFixture {
+    async fn new(prefix: &str, options: &[(&str, &str)]) -> Self {
+        use std::sync::Arc;
+
+        use datafusion::arrow::datatypes::{DataType, Field, Schema};
+        use datafusion::catalog::TableProvider;
+        use datafusion_topics::sink::{RowEncoder, TopicBatchSink};
+        use datafusion_topics::{
+            KafkaTableOptions, StreamingTableProvider, ValueFormat, options_from_pairs,
+        };
+
+        let topic = create_topic(prefix, 2).await;
+        let columns = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
+        let mut pairs = vec![("value.format", "json")];
+        pairs.extend_from_slice(options);
+        let options = KafkaTableOptions::parse(
+            &format!("kafka://{}/{topic}", brokers().kafka),
+            columns,
+            &options_from_pairs(pairs),
+        )
+        .unwrap();
+        let table = StreamingTableProvider::try_new_kafka(options)
+            .await
+            .unwrap();
+        let schema = table.schema();
+        let encoder = RowEncoder::new(&schema, 1, ValueFormat::Json);
+        let sink = TopicBatchSink::new(
+            Arc::clone(table.writer().unwrap()),
+            Arc::clone(table.source()),
+            encoder.clone(),
+        );
+        Self {
+            topic,
+            schema,
+            encoder,
+            sink,
+        }
+    }
+
+    /// Rows with these ids; with `partitioned`, `_partition` = id % 2, else NULL.
+    fn rows(&self, ids: &[i64], partitioned: bool) -> datafusion::arrow::array::RecordBatch {
+        use std::sync::Arc;
+
+        use datafusion::arrow::array::{ArrayRef, Int32Array, Int64Array, new_null_array};
+
+        let columns: Vec<ArrayRef> = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| match f.name().as_str() {
+                "id" => Arc::new(Int64Array::from(ids.to_vec())) as ArrayRef,
+                "_partition" if partitioned => Arc::new(Int32Array::from(
+                    ids.iter().map(|i| (i % 2) as i32).collect::<Vec<_>>(),
+                )),
+                _ => new_null_array(f.data_type(), ids.len()),
+            })
+            .collect();
+        datafusion::arrow::array::RecordBatch::try_new(Arc::clone(&self.schema), columns).unwrap()
+    }
+
+    fn stream(
+        &self,
+        ids: &[i64],
+        partitioned: bool,
+    ) -> datafusion::execution::SendableRecordBatchStream {
+        use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+        let batch = self.rows(ids, partitioned);
+        Box::pin(RecordBatchStreamAdapter::new(
+            batch.schema(),
+            futures::stream::iter(vec![Ok(batch)]),
+        ))
+    }
+
+    /// The ids of the output's messages that `filter` selects, sorted.
+    async fn output_ids(&self, filter: &str) -> Vec<i64> {
+        let ctx = session_context();
+        sql(
+            &ctx,
+            &format!(
+                "CREATE EXTERNAL TABLE out (id BIGINT) STORED AS KAFKA LOCATION 'kafka://{}/{}'
+             OPTIONS ('value.format' 'json', 'scan.bounded.mode' 'latest-offset')",
+                brokers().kafka,
+                self.topic
+            ),
+        )
+        .await;
+        let mut ids = ids_of(&sql(&ctx, &format!("SELECT id FROM out WHERE {filter}")).await);
+        ids.sort();
+        ids
+    }
+}
+
+/// The Kafka sink's replay, step by step: an interrupted attempt wrote a prefix of one output
+/// partition's messages; the replay writes exactly the rest, and refuses when another producer
+/// wrote to the output meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_kafka_batch_writes_only_what_is_missing() {
+    use datafusion_topics::sink::BatchSink;
+    use datafusion_topics::sink::identity::identities;
+
+    let f = SinkFixture::new("cq-replay", &[]).await;
+    let all: Vec<i64> = (0..100).collect();
+    let marks = f.sink.marks().await.unwrap();
+
+    // The first attempt wrote the first 20 of partition 0's messages, in the sink's order
+    // (by identity), then died.
+    let messages = f.encoder.encode(&f.rows(&all, true)).unwrap();
+    let mut partition0: Vec<(String, i64)> = identities("q", 5, &messages)
+        .into_iter()
+        .zip(all.iter().copied())
+        .filter(|(_, id)| id % 2 == 0)
+        .collect();
+    partition0.sort();
+    let prefix: Vec<i64> = partition0.iter().take(20).map(|(_, id)| *id).collect();
+    let first = f
+        .sink
+        .write_batch("q", 5, &marks, false, f.stream(&prefix, true))
+        .await
+        .unwrap();
+    assert_eq!(first.rows, 20);
+
+    let replay = f
+        .sink
+        .write_batch("q", 5, &marks, true, f.stream(&all, true))
+        .await
+        .unwrap();
+    assert_eq!((replay.rows, replay.already_written), (100, 20));
+    assert_eq!(
+        f.output_ids("_partition = id % 2").await,
+        all,
+        "every row once, in its partition"
+    );
+
+    // Another producer wrote to the output: a replay cannot tell its messages apart.
+    produce(&f.topic, &[crate::harness::TestMessage::value(1, "{}")]).await;
+    let more: Vec<i64> = (0..60).collect();
+    let err = f
+        .sink
+        .write_batch("q", 5, &marks, true, f.stream(&more, true))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("another producer"), "{err}");
+}
+
+/// With `'sink.recovery' 'identity-header'` every message carries its identity, so a replay
+/// skips exactly what was written even when another producer shares the output topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identity_header_recovery_tolerates_other_producers() {
+    use datafusion_topics::sink::BatchSink;
+
+    let f = SinkFixture::new("cq-identity", &[("sink.recovery", "identity-header")]).await;
+    let marks = f.sink.marks().await.unwrap();
+    let some: Vec<i64> = (0..100).step_by(3).collect();
+    f.sink
+        .write_batch("q", 9, &marks, false, f.stream(&some, false))
+        .await
+        .unwrap();
+    produce(
+        &f.topic,
+        &[crate::harness::TestMessage::value(0, r#"{"id":-1}"#)],
+    )
+    .await;
+    let all: Vec<i64> = (0..100).collect();
+    let replay = f
+        .sink
+        .write_batch("q", 9, &marks, true, f.stream(&all, false))
+        .await
+        .unwrap();
+    assert_eq!(
+        (replay.rows, replay.already_written),
+        (100, some.len() as u64)
+    );
+    assert_eq!(
+        f.output_ids("cardinality(_headers) = 1").await,
+        all,
+        "every row exactly once, each with its identity header"
+    );
 }
