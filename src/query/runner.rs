@@ -195,37 +195,13 @@ impl ContinuousQuery {
                     detail: format!("offsets of batch {last} vanished while being read"),
                 })?;
             if log.commit(last).await?.is_none() {
-                let started = Instant::now();
-                let (written, _) = self.run_batch(&meta, &record, true).await?;
-                self.commit(
-                    &log,
-                    &runner,
-                    &record,
-                    written,
-                    options.commit_group.as_deref(),
-                )
-                .await?;
+                let (done_batch, _) = self
+                    .execute(&log, &meta, &runner, &record, true, 0, options)
+                    .await?;
                 done += 1;
-                progress(&BatchProgress {
-                    batch: last,
-                    replayed: true,
-                    sources: record.sources.clone(),
-                    rows: written.rows,
-                    already_written: written.already_written,
-                    lag: 0,
-                    elapsed: started.elapsed(),
-                });
+                progress(&done_batch);
             }
-            ends = record
-                .sources
-                .iter()
-                .map(|(t, s)| {
-                    (
-                        t.clone(),
-                        s.partitions.iter().map(|(p, r)| (*p, r.end)).collect(),
-                    )
-                })
-                .collect();
+            ends = ends_of(&record);
             next = last + 1;
         }
         let caps = match options.trigger {
@@ -263,38 +239,15 @@ impl ContinuousQuery {
                 sink: self.sink.marks().await?,
             };
             log.write_offsets(&record).await?;
-            let (written, bytes) = self.run_batch(&meta, &record, false).await?;
-            self.commit(
-                &log,
-                &runner,
-                &record,
-                written,
-                options.commit_group.as_deref(),
-            )
-            .await?;
-            for (topic, avg) in bytes {
-                avg_bytes.insert(topic, avg);
-            }
+            let (mut done_batch, bytes) = self
+                .execute(&log, &meta, &runner, &record, false, lag, options)
+                .await?;
+            // A planned batch's time includes its planning.
+            done_batch.elapsed = started.elapsed();
+            avg_bytes.extend(bytes);
             done += 1;
-            progress(&BatchProgress {
-                batch: next,
-                replayed: false,
-                sources: record.sources.clone(),
-                rows: written.rows,
-                already_written: written.already_written,
-                lag,
-                elapsed: started.elapsed(),
-            });
-            ends = record
-                .sources
-                .iter()
-                .map(|(t, s)| {
-                    (
-                        t.clone(),
-                        s.partitions.iter().map(|(p, r)| (*p, r.end)).collect(),
-                    )
-                })
-                .collect();
+            progress(&done_batch);
+            ends = ends_of(&record);
             next += 1;
             if let Trigger::Interval(every) = options.trigger {
                 let wait = every.saturating_sub(started.elapsed());
@@ -319,28 +272,21 @@ impl ContinuousQuery {
         }
     }
 
-    async fn commit(
+    /// Runs `record`'s batch into the sink and commits it (checkpoint, then the consumer
+    /// group if asked); returns its progress and the average message size per source topic.
+    #[allow(clippy::too_many_arguments)]
+    async fn execute(
         &self,
         log: &CheckpointLog,
+        meta: &Metadata,
         runner: &str,
         record: &OffsetsRecord,
-        written: crate::sink::BatchWritten,
-        group: Option<&str>,
-    ) -> Result<()> {
-        self.write_commit(log, runner, record, written).await?;
-        if let Some(group) = group {
-            self.commit_to_group(group, record).await;
-        }
-        Ok(())
-    }
-
-    async fn write_commit(
-        &self,
-        log: &CheckpointLog,
-        runner: &str,
-        record: &OffsetsRecord,
-        written: crate::sink::BatchWritten,
-    ) -> Result<()> {
+        replay: bool,
+        lag: i64,
+        options: &RunOptions,
+    ) -> Result<(BatchProgress, BTreeMap<String, f64>)> {
+        let started = Instant::now();
+        let (written, bytes) = self.run_batch(meta, record, replay).await?;
         log.write_commit(&CommitRecord {
             format: records::FORMAT.into(),
             version: records::VERSION,
@@ -350,7 +296,20 @@ impl ContinuousQuery {
             already_written: written.already_written,
             committed_ms: now_ms(),
         })
-        .await
+        .await?;
+        if let Some(group) = &options.commit_group {
+            self.commit_to_group(group, record).await;
+        }
+        let progress = BatchProgress {
+            batch: record.batch,
+            replayed: replay,
+            sources: record.sources.clone(),
+            rows: written.rows,
+            already_written: written.already_written,
+            lag,
+            elapsed: started.elapsed(),
+        };
+        Ok((progress, bytes))
     }
 
     /// Every source partition's high watermark now (the end of an available-now run).
@@ -503,6 +462,20 @@ impl ContinuousQuery {
             .await?;
         Ok((written, average_message_bytes(&physical)))
     }
+}
+
+/// Where each source partition's range in `record` ends: the next batch starts there.
+fn ends_of(record: &OffsetsRecord) -> BTreeMap<String, BTreeMap<i32, i64>> {
+    record
+        .sources
+        .iter()
+        .map(|(t, s)| {
+            (
+                t.clone(),
+                s.partitions.iter().map(|(p, r)| (*p, r.end)).collect(),
+            )
+        })
+        .collect()
 }
 
 /// Average bytes per message each topic's scans read, from their metrics.

@@ -75,6 +75,30 @@ fn run_with_kills(checkpoint: &str, file: &Path, kills: usize, seed: u64) -> usi
     landed
 }
 
+/// Writes `dir/query.sql`: the given `input` table, a JSON-files `output` table under
+/// `dir/out/`, and `INSERT INTO output SELECT id FROM input`; returns the file.
+fn json_copy_query(dir: &Path, input: &str) -> std::path::PathBuf {
+    let out_dir = dir.join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let file = dir.join("query.sql");
+    std::fs::write(
+        &file,
+        format!(
+            "{input};
+             CREATE EXTERNAL TABLE output (id BIGINT) STORED AS JSON LOCATION '{}/';
+             INSERT INTO output SELECT id FROM input;",
+            out_dir.display()
+        ),
+    )
+    .unwrap();
+    file
+}
+
+/// A child's stdout and stderr, as text.
+fn text_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+}
+
 async fn input_topic() -> String {
     let topic = create_topic("cq-in", 3).await;
     produce(&topic, &json_messages(INPUT, 3)).await;
@@ -243,19 +267,12 @@ async fn a_second_runner_on_the_same_checkpoint_is_fenced() {
     let topic = create_topic("cq-fence", 1).await;
     produce(&topic, &json_messages(50, 1)).await;
     let dir = tempfile::tempdir().unwrap();
-    let out_dir = dir.path().join("out");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let file = dir.path().join("query.sql");
-    std::fs::write(
-        &file,
-        format!(
-            "CREATE EXTERNAL TABLE input (id BIGINT) STORED AS KAFKA LOCATION 'kafka:///{topic}' OPTIONS ('value.format' 'json');
-             CREATE EXTERNAL TABLE output (id BIGINT) STORED AS JSON LOCATION '{}/';
-             INSERT INTO output SELECT id FROM input;",
-            out_dir.display()
+    let file = json_copy_query(
+        dir.path(),
+        &format!(
+            "CREATE EXTERNAL TABLE input (id BIGINT) STORED AS KAFKA LOCATION 'kafka:///{topic}' OPTIONS ('value.format' 'json')"
         ),
-    )
-    .unwrap();
+    );
     let checkpoint = dir.path().join("checkpoint");
     let cp = checkpoint.to_str().unwrap();
     // The first runner keeps going (interval trigger); the second one starts beside it.
@@ -282,8 +299,7 @@ async fn a_second_runner_on_the_same_checkpoint_is_fenced() {
     .unwrap();
     let _ = first.kill();
     let _ = first.wait();
-    let text = String::from_utf8_lossy(&second.stdout).to_string()
-        + &String::from_utf8_lossy(&second.stderr);
+    let text = text_of(&second);
     assert!(!second.status.success(), "{text}");
     assert!(text.contains("already written by another runner"), "{text}");
 
@@ -299,8 +315,7 @@ async fn a_second_runner_on_the_same_checkpoint_is_fenced() {
     let out = run_cmd(cp, &other, &["--trigger", "once"])
         .output()
         .unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text = text_of(&out);
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("belongs to another query"), "{text}");
 }
@@ -310,19 +325,12 @@ async fn available_now_honours_rate_limits_and_new_partitions_are_recorded() {
     let topic = create_topic("cq-avail", 2).await;
     produce(&topic, &json_messages(100, 2)).await;
     let dir = tempfile::tempdir().unwrap();
-    let out_dir = dir.path().join("out");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let file = dir.path().join("query.sql");
-    std::fs::write(
-        &file,
-        format!(
-            "CREATE EXTERNAL TABLE input (id BIGINT) STORED AS KAFKA LOCATION 'kafka:///{topic}' OPTIONS ('value.format' 'json');
-             CREATE EXTERNAL TABLE output (id BIGINT) STORED AS JSON LOCATION '{}/';
-             INSERT INTO output SELECT id FROM input;",
-            out_dir.display()
+    let file = json_copy_query(
+        dir.path(),
+        &format!(
+            "CREATE EXTERNAL TABLE input (id BIGINT) STORED AS KAFKA LOCATION 'kafka:///{topic}' OPTIONS ('value.format' 'json')"
         ),
-    )
-    .unwrap();
+    );
     let checkpoint = dir.path().join("checkpoint");
     let cp = checkpoint.to_str().unwrap();
     let group = unique_name("cq-group");
@@ -470,19 +478,12 @@ async fn checkpoints_on_s3() {
     let topic = create_topic("cq-s3", 2).await;
     produce(&topic, &json_messages(60, 2)).await;
     let dir = tempfile::tempdir().unwrap();
-    let out_dir = dir.path().join("out");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let file = dir.path().join("query.sql");
-    std::fs::write(
-        &file,
-        format!(
-            "CREATE EXTERNAL TABLE input (id BIGINT) STORED AS KAFKA LOCATION 'kafka:///{topic}' OPTIONS ('value.format' 'json');
-             CREATE EXTERNAL TABLE output (id BIGINT) STORED AS JSON LOCATION '{}/';
-             INSERT INTO output SELECT id FROM input;",
-            out_dir.display()
+    let file = json_copy_query(
+        dir.path(),
+        &format!(
+            "CREATE EXTERNAL TABLE input (id BIGINT) STORED AS KAFKA LOCATION 'kafka:///{topic}' OPTIONS ('value.format' 'json')"
         ),
-    )
-    .unwrap();
+    );
     let s3 = |extra: &[&str]| {
         run_cmd("s3://dft-checkpoints/queries/copy", &file, extra)
             .env("AWS_ENDPOINT", &moto.endpoint)
@@ -494,14 +495,12 @@ async fn checkpoints_on_s3() {
             .unwrap()
     };
     let out = s3(&["--trigger", "once", "--max-records-per-partition", "10"]);
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text = text_of(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("finished after 3 batch(es)"), "{text}");
     // The checkpoint lives in the bucket: a second run has nothing left to do.
     let out = s3(&["--trigger", "once"]);
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text = text_of(&out);
     assert!(text.contains("finished after 0 batch(es)"), "{text}");
     let listing = moto.http("GET", "/dft-checkpoints?list-type=2&prefix=queries/copy/");
     for key in [
@@ -523,8 +522,7 @@ async fn checkpoints_on_s3() {
     )
     .unwrap();
     let out = s3(&["--trigger", "once"]);
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text = text_of(&out);
     assert!(
         !out.status.success() && text.contains("belongs to another query"),
         "{text}"
@@ -541,23 +539,16 @@ async fn offsets_removed_before_they_were_read_fail_or_are_skipped() {
         publish(&js, &subject, format!(r#"{{"id":{i}}}"#)).await;
     }
     let dir = tempfile::tempdir().unwrap();
-    let out_dir = dir.path().join("out");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let file = dir.path().join("query.sql");
     let write_query = |fail: &str| {
-        std::fs::write(
-            &file,
-            format!(
+        json_copy_query(
+            dir.path(),
+            &format!(
                 "CREATE EXTERNAL TABLE input (id BIGINT) STORED AS NATS LOCATION 'nats:///{stream}'
-                   OPTIONS ('value.format' 'json', 'scan.fail-on-data-loss' '{fail}');
-                 CREATE EXTERNAL TABLE output (id BIGINT) STORED AS JSON LOCATION '{}/';
-                 INSERT INTO output SELECT id FROM input;",
-                out_dir.display()
+                   OPTIONS ('value.format' 'json', 'scan.fail-on-data-loss' '{fail}')"
             ),
         )
-        .unwrap()
     };
-    write_query("true");
+    let file = write_query("true");
     let checkpoint = dir.path().join("checkpoint");
     let cp = checkpoint.to_str().unwrap();
     let out = run_cmd(cp, &file, &["--trigger", "once"]).output().unwrap();
@@ -575,8 +566,7 @@ async fn offsets_removed_before_they_were_read_fail_or_are_skipped() {
     publish(&js, &subject, r#"{"id":40}"#).await;
 
     let out = run_cmd(cp, &file, &["--trigger", "once"]).output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text = text_of(&out);
     assert!(!out.status.success(), "{text}");
     assert!(
         text.contains("data loss") && text.contains("21..41"),
@@ -585,8 +575,7 @@ async fn offsets_removed_before_they_were_read_fail_or_are_skipped() {
 
     write_query("false");
     let out = run_cmd(cp, &file, &["--trigger", "once"]).output().unwrap();
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text = text_of(&out);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("rows=1"), "{text}");
     let record =
@@ -610,20 +599,13 @@ async fn a_new_partition_is_read_from_its_start_and_recorded() {
         publish(&js, &format!("{prefix}.{p}"), format!(r#"{{"id":{id}}}"#)).await;
     }
     let dir = tempfile::tempdir().unwrap();
-    let out_dir = dir.path().join("out");
-    std::fs::create_dir_all(&out_dir).unwrap();
-    let file = dir.path().join("query.sql");
-    std::fs::write(
-        &file,
-        format!(
+    let file = json_copy_query(
+        dir.path(),
+        &format!(
             "CREATE EXTERNAL TABLE input (id BIGINT) STORED AS NATS LOCATION 'nats:///{stream}'
-               OPTIONS ('value.format' 'json', 'nats.subjects' '{prefix}.*');
-             CREATE EXTERNAL TABLE output (id BIGINT) STORED AS JSON LOCATION '{}/';
-             INSERT INTO output SELECT id FROM input;",
-            out_dir.display()
+               OPTIONS ('value.format' 'json', 'nats.subjects' '{prefix}.*')"
         ),
-    )
-    .unwrap();
+    );
     let checkpoint = dir.path().join("checkpoint");
     let cp = checkpoint.to_str().unwrap();
     let out = run_cmd(cp, &file, &["--trigger", "once"]).output().unwrap();
