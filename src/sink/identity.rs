@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use super::encode::OutgoingMessage;
 
 /// FNV-1a, 128 bits: stable across builds and platforms (unlike `std`'s hashers).
-fn fnv1a_128(parts: &[&[u8]]) -> u128 {
+pub(crate) fn fnv1a_128(parts: &[&[u8]]) -> u128 {
     const OFFSET: u128 = 0x6c62272e07bb014262b821756295c58d;
     const PRIME: u128 = 0x0000000001000000000000000000013B;
     let mut hash = OFFSET;

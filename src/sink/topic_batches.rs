@@ -15,7 +15,7 @@ use futures::StreamExt;
 use super::batch::{BatchSink, BatchWritten};
 use super::encode::OutgoingMessage;
 use super::encode::RowEncoder;
-use super::identity::{batch_prefix, identities};
+use super::identity::{batch_prefix, fnv1a_128, identities};
 use super::{MessageWriter, Recovery};
 use crate::checkpoint::SinkMarks;
 use crate::error::{Result, TopicsError};
@@ -124,7 +124,7 @@ impl TopicBatchSink {
             .map(|(mut m, id)| {
                 let p = m.partition.unwrap_or_else(|| {
                     let basis = m.key.as_deref().unwrap_or(id.as_bytes());
-                    partitions[(stable_hash(basis) % partitions.len() as u64) as usize]
+                    partitions[(fnv1a_128(&[basis]) % partitions.len() as u128) as usize]
                 });
                 m.partition = Some(p);
                 (p, id, m)
@@ -155,13 +155,6 @@ impl TopicBatchSink {
         }
         Ok(out)
     }
-}
-
-/// 64-bit FNV-1a: the partition of a row without one, stable across runs and builds.
-fn stable_hash(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf29ce484222325u64, |h, b| {
-        (h ^ *b as u64).wrapping_mul(0x100000001b3)
-    })
 }
 
 #[async_trait]
