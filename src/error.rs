@@ -30,6 +30,26 @@ pub enum TopicsError {
         reason: String,
     },
 
+    /// An option that does not fit the other options (for example a CSV setting on an Avro
+    /// table).
+    #[error("option '{key}' {reason}")]
+    OptionConflict {
+        /// The option key.
+        key: String,
+        /// Why it does not fit.
+        reason: String,
+    },
+
+    /// The schema registry could not be reached, refused a request, or sent something
+    /// unusable.
+    #[error("schema registry {url}: {detail}")]
+    Registry {
+        /// The registry URL, including the path asked for.
+        url: String,
+        /// What went wrong.
+        detail: String,
+    },
+
     /// A LOCATION that is not a valid `kafka://…/topic` (or `nats://…/stream`) URL.
     #[error("invalid location '{location}': {reason}")]
     InvalidLocation {

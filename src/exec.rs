@@ -22,18 +22,20 @@ use datafusion::physical_plan::{
 };
 use futures::StreamExt;
 
-use crate::format::{DecodeContext, ValueFormat};
+use crate::format::{ErrorPolicy, FormatKind, TableFormats};
 use crate::planner::PartitionScan;
 use crate::schema::{MetadataColumn, OutputColumn, ProjectionPlan};
+use crate::sink::DeadLetters;
 use crate::source::{RawBatch, ReadRequest, Source};
 
 /// Scans planned offset ranges of a topic: output partition `i` reads `scans[i]`.
 ///
 /// The plan holds only settings and ranges; broker connections are opened in `execute`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct TopicScanExec {
     source: Arc<dyn Source>,
-    format: ValueFormat,
+    formats: TableFormats,
+    dead_letters: Option<Arc<DeadLetters>>,
     projection: ProjectionPlan,
     scans: Vec<PartitionScan>,
     limit: Option<usize>,
@@ -47,7 +49,7 @@ impl TopicScanExec {
     /// A scan of `scans` producing the columns of `projection`, stopping after `limit` rows per partition.
     pub fn new(
         source: Arc<dyn Source>,
-        format: ValueFormat,
+        formats: TableFormats,
         projection: ProjectionPlan,
         scans: Vec<PartitionScan>,
         limit: Option<usize>,
@@ -55,7 +57,8 @@ impl TopicScanExec {
         let props = Self::compute_properties(&projection, &scans, limit, &[]);
         Self {
             source,
-            format,
+            formats,
+            dead_letters: None,
             projection,
             scans,
             limit,
@@ -83,6 +86,12 @@ impl TopicScanExec {
     /// counted in the `offsets_skipped` metric.
     pub fn with_fail_on_data_loss(mut self, fail: bool) -> Self {
         self.fail_on_data_loss = fail;
+        self
+    }
+
+    /// Also produces every bad message to a dead-letter topic.
+    pub fn with_dead_letters(mut self, dead_letters: Option<Arc<DeadLetters>>) -> Self {
+        self.dead_letters = dead_letters;
         self
     }
 
@@ -152,6 +161,28 @@ impl TopicScanExec {
     }
 }
 
+impl TopicScanExec {
+    /// `json`, or `key=avro value=json` when the key is decoded too; with the policy when it
+    /// is not `fail`.
+    fn format_label(&self) -> String {
+        let mut label = if self.formats.key.kind() == FormatKind::Raw {
+            self.formats.value.kind().to_string()
+        } else {
+            format!(
+                "key={} value={}",
+                self.formats.key.kind(),
+                self.formats.value.kind()
+            )
+        };
+        match self.formats.on_error {
+            ErrorPolicy::Fail => {}
+            ErrorPolicy::Skip => label.push_str(" on_error=skip"),
+            ErrorPolicy::DeadLetter => label.push_str(" on_error=dead-letter"),
+        }
+        label
+    }
+}
+
 impl DisplayAs for TopicScanExec {
     fn fmt_as(&self, t: DisplayFormatType, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let partitions = self
@@ -171,7 +202,7 @@ impl DisplayAs for TopicScanExec {
             // One `key=value` per line, without the brokers: the tree view is about the
             // shape of the read.
             writeln!(f, "{}={}", self.source.kind(), self.source.topic())?;
-            writeln!(f, "format={}", self.format)?;
+            writeln!(f, "format={}", self.format_label())?;
             writeln!(f, "partitions=[{partitions}]")?;
             write!(f, "projection=[{}]", names.join(", "))?;
             if let Some(limit) = self.limit {
@@ -182,7 +213,8 @@ impl DisplayAs for TopicScanExec {
         write!(
             f,
             "TopicScanExec: {}, format={}, partitions=[{partitions}]",
-            self.source, self.format
+            self.source,
+            self.format_label()
         )?;
         write!(f, ", projection=[{}]", names.join(", "))?;
         if let Some(limit) = self.limit {
@@ -238,13 +270,9 @@ impl ExecutionPlan for TopicScanExec {
     }
 
     fn with_fetch(&self, limit: Option<usize>) -> Option<Arc<dyn ExecutionPlan>> {
-        let exec = Self::new(
-            Arc::clone(&self.source),
-            self.format,
-            self.projection.clone(),
-            self.scans.clone(),
-            limit,
-        );
+        let mut exec = self.clone();
+        exec.limit = limit;
+        exec.metrics = ExecutionPlanMetricsSet::new();
         Some(Arc::new(
             exec.with_declared_order(self.declared_order.clone()),
         ))
@@ -266,46 +294,78 @@ impl ExecutionPlan for TopicScanExec {
                 futures::stream::empty(),
             )));
         };
+        let skipping = self.formats.on_error == ErrorPolicy::Skip;
+        let mut needs = self.projection.needs;
+        if self.dead_letters.is_some() {
+            // A dead letter carries the whole message.
+            needs.key = true;
+            needs.value = true;
+            needs.headers = true;
+        }
         let request = ReadRequest {
-            needs: self.projection.needs,
+            needs,
             batch_rows: context.session_config().batch_size(),
-            max_messages: self.limit.map(|l| l as u64),
+            // Skipped messages do not count towards a limit, so the reader cannot stop early.
+            max_messages: self.limit.filter(|_| !skipping).map(|l| l as u64),
             fail_on_data_loss: self.fail_on_data_loss,
         };
-        let mut decoder = if request.needs.value {
-            Some(self.format.decoder(
-                Arc::clone(&self.projection.value_schema),
-                request.batch_rows,
-            )?)
-        } else {
-            None
-        };
-        let metrics = ScanMetrics::new(&self.metrics, partition);
+        let decoder = self
+            .formats
+            .batch_decoder(&self.projection, request.batch_rows)?;
+        let decoder = Arc::new(std::sync::Mutex::new(decoder));
+        let formats = self.formats.clone();
+        let dead_letters = self.dead_letters.clone();
+        let keep_errors = self.projection.columns.iter().any(|c| {
+            matches!(
+                c,
+                OutputColumn::Metadata(MetadataColumn::Error | MetadataColumn::Raw)
+            )
+        });
+        let metrics = Arc::new(ScanMetrics::new(&self.metrics, partition));
         metrics.skipped.add(scan.skipped as usize);
-        let projection = self.projection.clone();
-        let topic = self.source.topic_of(scan.partition);
+        let projection = Arc::new(self.projection.clone());
+        let topic: Arc<str> = Arc::from(self.source.topic_of(scan.partition));
         // Ranges are read one after the other; the next reader opens when the previous ends.
         let source = Arc::clone(&self.source);
         let raw = futures::stream::iter(scan.ranges)
             .flat_map(move |range| source.read(scan.partition, range, request));
-        let stream = raw.map(move |item| -> DFResult<_> {
-            let raw: RawBatch = item?;
-            metrics.messages.add(raw.len());
-            metrics.bytes.add(raw.bytes as usize);
-            metrics.skipped.add(raw.skipped as usize);
-            let values = match (&mut decoder, &raw.values) {
-                (Some(d), Some(v)) => {
+        let stream = raw.then(move |item| {
+            let (decoder, formats, dead_letters, metrics, projection, topic) = (
+                Arc::clone(&decoder),
+                formats.clone(),
+                dead_letters.clone(),
+                Arc::clone(&metrics),
+                Arc::clone(&projection),
+                Arc::clone(&topic),
+            );
+            async move {
+                let raw: RawBatch = item?;
+                metrics.messages.add(raw.len());
+                metrics.bytes.add(raw.bytes as usize);
+                metrics.skipped.add(raw.skipped as usize);
+                formats.prefetch(&raw).await?;
+                let (parts, bad) = {
                     let _timer = metrics.decode_time.timer();
-                    let ctx = DecodeContext {
-                        topic: &topic,
-                        partition: raw.partition,
-                        offsets: &raw.offsets,
-                    };
-                    d.decode(v, &ctx)?
+                    let mut decoder = decoder
+                        .lock()
+                        .map_err(|_| DataFusionError::Internal("decoder lock poisoned".into()))?;
+                    decoder.decode(&topic, &raw, keep_errors)?
+                };
+                metrics.bad.add(bad.len());
+                if let Some(dead_letters) = &dead_letters
+                    && !bad.is_empty()
+                {
+                    dead_letters.send(&topic, &raw, &bad).await?;
                 }
-                _ => Vec::new(),
-            };
-            Ok(projection.assemble(&topic, &raw, &values)?)
+                let batch = projection.assemble(&topic, &raw, &parts)?;
+                if skipping && !bad.is_empty() {
+                    let keep: arrow::array::BooleanArray = (0..raw.len())
+                        .map(|row| Some(bad.binary_search_by_key(&row, |b| b.row).is_err()))
+                        .collect();
+                    return Ok(arrow::compute::filter_record_batch(&batch, &keep)?);
+                }
+                Ok(batch)
+            }
         });
         // LIMIT: stop (and so drop the reader, releasing its consumer) once enough rows came.
         let mut remaining = self.limit.unwrap_or(usize::MAX);
@@ -336,6 +396,7 @@ struct ScanMetrics {
     bytes: Count,
     decode_time: Time,
     skipped: Count,
+    bad: Count,
 }
 
 impl ScanMetrics {
@@ -345,6 +406,7 @@ impl ScanMetrics {
             bytes: MetricBuilder::new(set).counter("bytes_fetched", partition),
             decode_time: MetricBuilder::new(set).subset_time("decode_time", partition),
             skipped: MetricBuilder::new(set).counter("offsets_skipped", partition),
+            bad: MetricBuilder::new(set).counter("messages_bad", partition),
         }
     }
 }

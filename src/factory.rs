@@ -11,10 +11,10 @@ use datafusion::logical_expr::CreateExternalTable;
 use futures::StreamExt;
 
 use crate::error::Result;
-use crate::format::ValueFormat;
+use crate::format::{FormatKind, Side};
 use crate::options::{KafkaTableOptions, NatsTableOptions, ScanOptions};
 use crate::provider::StreamingTableProvider;
-use crate::schema::{KAFKA_METADATA, NATS_METADATA};
+use crate::schema::{KAFKA_METADATA, MetadataColumn, NATS_METADATA};
 use crate::source::kafka::{KafkaSource, create_topic_if_missing};
 use crate::source::nats::{NatsSource, create_stream_if_missing};
 use crate::source::{ColumnNeeds, OffsetRange, ReadRequest, Source};
@@ -72,27 +72,32 @@ impl TableProviderFactory for TopicTableFactory {
             .cloned()
             .collect();
         let declared: SchemaRef = Arc::new(Schema::new(value_fields));
+        // A declared `_key` type other than bytes says how keys decode (a STRUCT: json or csv
+        // key fields; VARCHAR: text).
+        let declared_key = cmd
+            .schema
+            .fields()
+            .iter()
+            .find(|f| f.name() == MetadataColumn::Key.name())
+            .map(|f| f.data_type().clone())
+            .filter(|t| *t != arrow::datatypes::DataType::Binary);
         let table = if kind == KAFKA {
             let mut parsed = KafkaTableOptions::parse(location, declared, &cmd.options)?;
+            parsed.scan.declared_key = declared_key;
             if let Some(spec) = parsed.create {
                 create_topic_if_missing(&parsed.kafka, spec).await?;
             }
-            if needs_inference(&parsed.scan, &parsed.value_schema) {
-                let source = KafkaSource::new(parsed.kafka.clone());
-                parsed.value_schema =
-                    Arc::new(infer_json_schema(&source, parsed.scan.json_infer_sample).await?);
-            }
+            let source = KafkaSource::new(parsed.kafka.clone());
+            infer_missing_columns(&source, &mut parsed.scan, &mut parsed.value_schema).await?;
             StreamingTableProvider::try_new_kafka(parsed).await?
         } else {
             let mut parsed = NatsTableOptions::parse(location, declared, &cmd.options)?;
+            parsed.scan.declared_key = declared_key;
             if parsed.create {
                 create_stream_if_missing(&parsed.nats).await?;
             }
-            if needs_inference(&parsed.scan, &parsed.value_schema) {
-                let source = NatsSource::new(parsed.nats.clone());
-                parsed.value_schema =
-                    Arc::new(infer_json_schema(&source, parsed.scan.json_infer_sample).await?);
-            }
+            let source = NatsSource::new(parsed.nats.clone());
+            infer_missing_columns(&source, &mut parsed.scan, &mut parsed.value_schema).await?;
             StreamingTableProvider::try_new_nats(parsed).await?
         };
         let table = table.with_order(cmd.order_exprs.clone());
@@ -100,35 +105,62 @@ impl TableProviderFactory for TopicTableFactory {
     }
 }
 
-fn needs_inference(scan: &ScanOptions, value_schema: &Schema) -> bool {
-    scan.value_format == ValueFormat::Json && value_schema.fields().is_empty()
+/// Infers the columns of JSON values and keys that were not declared, from a sample.
+async fn infer_missing_columns(
+    source: &dyn Source,
+    scan: &mut ScanOptions,
+    value_schema: &mut SchemaRef,
+) -> Result<()> {
+    if scan
+        .value
+        .kind_or_default(value_schema.fields(), Side::Value)
+        == FormatKind::Json
+        && value_schema.fields().is_empty()
+    {
+        *value_schema =
+            Arc::new(infer_json_schema(source, scan.json_infer_sample, Side::Value).await?);
+    }
+    if scan.key.kind == Some(FormatKind::Json) && scan.declared_key.is_none() {
+        let fields = infer_json_schema(source, scan.json_infer_sample, Side::Key)
+            .await?
+            .fields()
+            .clone();
+        scan.declared_key = Some(arrow::datatypes::DataType::Struct(fields));
+    }
+    Ok(())
 }
 
-/// Infers JSON value columns from the newest `sample` messages of the topic (spread evenly
-/// over its partitions). Tombstones and empty partitions are skipped.
-pub async fn infer_json_schema(source: &dyn Source, sample: usize) -> Result<Schema> {
+/// Infers JSON columns of the values (or keys) from the newest `sample` messages of the topic
+/// (spread evenly over its partitions). Tombstones, messages without key and empty partitions
+/// are skipped.
+pub async fn infer_json_schema(source: &dyn Source, sample: usize, side: Side) -> Result<Schema> {
     let partitions = source.partitions().await?;
     let marks = source.watermarks(&partitions).await?;
     let per_partition = sample.div_ceil(partitions.len().max(1)) as i64;
     let request = ReadRequest {
         needs: ColumnNeeds {
-            value: true,
+            value: side == Side::Value,
+            key: side == Side::Key,
             ..Default::default()
         },
         batch_rows: 1024,
         max_messages: None,
         fail_on_data_loss: false,
     };
-    let mut values: Vec<Vec<u8>> = Vec::new();
+    let mut samples: Vec<Vec<u8>> = Vec::new();
     for (p, w) in partitions.iter().zip(&marks) {
         let range = OffsetRange::closed((w.high - per_partition).max(w.low), w.high);
         let mut stream = source.read(*p, range, request);
         while let Some(batch) = stream.next().await {
             let batch = batch?;
-            if let Some(v) = &batch.values {
-                values.extend(v.iter().flatten().map(<[u8]>::to_vec));
+            let bytes = match side {
+                Side::Value => batch.values,
+                Side::Key => batch.keys,
+            };
+            if let Some(v) = &bytes {
+                samples.extend(v.iter().flatten().map(<[u8]>::to_vec));
             }
         }
     }
-    crate::format::infer_json_schema(source.topic(), &values)
+    crate::format::infer_json_schema(source.topic(), side, &samples)
 }

@@ -56,7 +56,7 @@ pub mod source;
 pub use error::{Result, TopicsError};
 pub use exec::TopicScanExec;
 pub use factory::TopicTableFactory;
-pub use format::ValueFormat;
+pub use format::{ErrorPolicy, Format, FormatKind, TableFormats};
 pub use options::{
     BoundedMode, KafkaTableOptions, NatsTableOptions, ScanOptions, StartupMode, options_from_pairs,
 };

@@ -10,7 +10,7 @@ use std::time::Duration;
 use arrow::datatypes::{Schema, SchemaRef};
 
 use crate::error::{Result, TopicsError};
-use crate::format::ValueFormat;
+use crate::format::{ErrorPolicy, FormatSpec, Side};
 use crate::secret::{REDACTED, is_secret_key};
 use crate::sink::Recovery;
 use crate::source::kafka::{KafkaConfig, TopicCreation};
@@ -33,9 +33,117 @@ pub struct OptionDoc {
 pub const SCAN_OPTIONS: &[OptionDoc] = &[
     OptionDoc {
         key: "value.format",
-        values: "raw | string | json",
+        values: "raw | string | json | csv | avro | protobuf",
         default: "json with a column list, raw without",
-        meaning: "How message values are decoded into columns.",
+        meaning: "How message values are decoded into columns (and encoded by INSERT).",
+    },
+    OptionDoc {
+        key: "key.format",
+        values: "raw | string | json | csv | avro | protobuf",
+        default: "json when `_key` is declared as a STRUCT, string when declared VARCHAR, else raw",
+        meaning: "How message keys are decoded into the `_key` column: bytes, text, or a struct of the key's fields.",
+    },
+    OptionDoc {
+        key: "value.avro.schema",
+        values: "Avro schema JSON (also key.avro.schema)",
+        default: "",
+        meaning: "The reader schema of an avro format; its fields are the columns. value.avro.schema-file reads it from a file.",
+    },
+    OptionDoc {
+        key: "value.avro.schema-file",
+        values: "path of an .avsc file (also key.avro.schema-file)",
+        default: "",
+        meaning: "The reader schema, from a file.",
+    },
+    OptionDoc {
+        key: "value.avro.writer-schema",
+        values: "Avro schema JSON, or value.avro.writer-schema-file (also key.…)",
+        default: "the reader schema",
+        meaning: "The schema plain (unframed) Avro messages were written with, when it differs from the reader schema; Avro schema resolution maps it to the reader's columns.",
+    },
+    OptionDoc {
+        key: "value.avro.writer-schema-file",
+        values: "path of an .avsc file (also key.…)",
+        default: "",
+        meaning: "The writer schema, from a file.",
+    },
+    OptionDoc {
+        key: "value.protobuf.schema-file",
+        values: "path of a .proto file or a compiled descriptor set (also key.…)",
+        default: "",
+        meaning: "The message types of a protobuf format; imports are looked up beside the file.",
+    },
+    OptionDoc {
+        key: "value.protobuf.message",
+        values: "fully qualified message name (also key.…)",
+        default: "the first message of the file",
+        meaning: "Which message type the messages hold.",
+    },
+    OptionDoc {
+        key: "value.csv.delimiter",
+        values: "one character (also value.csv.quote, value.csv.escape; key.csv.…)",
+        default: ", (quote \", no escape: quotes are doubled)",
+        meaning: "The CSV dialect; each message is one record whose fields are the declared columns in order.",
+    },
+    OptionDoc {
+        key: "value.csv.quote",
+        values: "one character",
+        default: "\"",
+        meaning: "CSV quote character.",
+    },
+    OptionDoc {
+        key: "value.csv.escape",
+        values: "one character",
+        default: "none (quotes are doubled)",
+        meaning: "CSV escape character inside quotes.",
+    },
+    OptionDoc {
+        key: "value.csv.null-literal",
+        values: "text (also key.csv.null-literal)",
+        default: "the empty field",
+        meaning: "The CSV field text that stands for NULL.",
+    },
+    OptionDoc {
+        key: "value.framing",
+        values: "none | confluent (also key.framing)",
+        default: "confluent for avro and protobuf when schema-registry.url is set, else none",
+        meaning: "Confluent's wire format: magic byte, 4-byte schema id (protobuf: message-index path), then the payload. Writer schemas are looked up by id, so schema changes mid-stream decode into the table's columns.",
+    },
+    OptionDoc {
+        key: "value.subject",
+        values: "registry subject (also key.subject)",
+        default: "<topic>-value / <topic>-key",
+        meaning: "The subject whose latest schema is the reader schema when no schema option is given, and under which INSERT registers the schema it writes.",
+    },
+    OptionDoc {
+        key: "schema-registry.url",
+        values: "http(s)://host:port of a Confluent-compatible schema registry",
+        default: "",
+        meaning: "Resolves Confluent-framed schema ids (cached per table) and subjects.",
+    },
+    OptionDoc {
+        key: "schema-registry.user",
+        values: "user name (with schema-registry.password)",
+        default: "",
+        meaning: "Basic authentication for the schema registry; the password is never printed.",
+    },
+    OptionDoc {
+        key: "schema-registry.password",
+        values: "password",
+        default: "",
+        meaning: "Basic authentication password for the schema registry.",
+    },
+    OptionDoc {
+        key: "value.on-error",
+        values: "fail | skip | dead-letter",
+        default: "fail",
+        meaning: "A message whose key or value cannot be decoded: fail the query (naming topic, partition, offset and why), leave it out (counted in the messages_bad metric), or keep it with null columns and the `_error` and `_raw` columns set.",
+    },
+    OptionDoc {
+        key: "value.dead-letter.topic",
+        values: "topic (Kafka) or subject (NATS) on the same brokers",
+        default: "",
+        meaning: "With value.on-error skip or dead-letter: also produce each bad message there, with headers dlt.topic, dlt.partition, dlt.offset and dlt.error (and key topic/partition/offset, so a repeat is recognisable).",
     },
     OptionDoc {
         key: "value.json.infer-sample-size",
@@ -258,8 +366,18 @@ pub enum BoundedMode {
 /// Source-independent scan settings of one table.
 #[derive(Debug, Clone)]
 pub struct ScanOptions {
-    /// Value decoding.
-    pub value_format: ValueFormat,
+    /// The value format's options.
+    pub value: FormatSpec,
+    /// The key format's options.
+    pub key: FormatSpec,
+    /// The `_key` type declared in the DDL column list, if any.
+    pub declared_key: Option<arrow::datatypes::DataType>,
+    /// What to do with messages that cannot be decoded (`value.on-error`).
+    pub on_error: ErrorPolicy,
+    /// Where bad messages are also produced (`value.dead-letter.topic`).
+    pub dead_letter_topic: Option<String>,
+    /// The schema registry (`schema-registry.*`).
+    pub registry: Option<RegistryOptions>,
     /// Where partitions start.
     pub startup: StartupMode,
     /// Where partitions end.
@@ -278,13 +396,39 @@ pub struct ScanOptions {
     pub only_partitions: Option<BTreeSet<i32>>,
 }
 
+/// How to reach the schema registry.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RegistryOptions {
+    /// Base URL.
+    pub url: String,
+    /// Basic-authentication user and password.
+    pub auth: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for RegistryOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegistryOptions")
+            .field("url", &self.url)
+            .field(
+                "auth",
+                &self.auth.as_ref().map(|(user, _)| (user, REDACTED)),
+            )
+            .finish()
+    }
+}
+
 /// Default of `value.json.infer-sample-size`.
 pub const DEFAULT_JSON_INFER_SAMPLE: usize = 1000;
 
 impl Default for ScanOptions {
     fn default() -> Self {
         Self {
-            value_format: ValueFormat::Raw,
+            value: FormatSpec::default(),
+            key: FormatSpec::default(),
+            declared_key: None,
+            on_error: ErrorPolicy::Fail,
+            dead_letter_topic: None,
+            registry: None,
             startup: StartupMode::Earliest,
             bounded: BoundedMode::Unbounded,
             group_id: None,
@@ -554,7 +698,9 @@ pub fn parse_scan_options(
     source_keys: &mut SourceKeys<'_>,
 ) -> Result<ScanOptions> {
     let mut scan = ScanOptions::default();
-    let mut format_name: Option<String> = None;
+    let mut registry_url: Option<String> = None;
+    let mut registry_user: Option<String> = None;
+    let mut registry_password: Option<String> = None;
     let mut startup_ts = None;
     let mut startup_offsets = None;
     let mut bounded_ts = None;
@@ -567,7 +713,14 @@ pub fn parse_scan_options(
     for (raw_key, value) in keys {
         let key = raw_key.strip_prefix("format.").unwrap_or(raw_key);
         match key {
-            "value.format" => format_name = Some(value.to_ascii_lowercase()),
+            "schema-registry.url" => registry_url = Some(value.trim().to_string()),
+            "schema-registry.user" => registry_user = Some(value.to_string()),
+            "schema-registry.password" => registry_password = Some(value.to_string()),
+            "value.on-error" => {
+                scan.on_error = ErrorPolicy::from_name(value)
+                    .ok_or_else(|| invalid(key, value, "expected fail, skip or dead-letter"))?
+            }
+            "value.dead-letter.topic" => scan.dead_letter_topic = Some(value.trim().to_string()),
             "scan.startup.mode" => startup_mode = Some(value.to_ascii_lowercase()),
             "scan.startup.timestamp-millis" => startup_ts = Some(parse_i64(key, value)?),
             "scan.startup.specific-offsets" => {
@@ -597,7 +750,14 @@ pub fn parse_scan_options(
                 scan.timestamp_max_skew = Some(parse_duration_allow_zero(key, value)?)
             }
             _ => {
-                if !source_keys(key, value)? {
+                let format_key = if let Some(rest) = key.strip_prefix("value.") {
+                    scan.value.apply(rest, key, value)?
+                } else if let Some(rest) = key.strip_prefix("key.") {
+                    scan.key.apply(rest, key, value)?
+                } else {
+                    false
+                };
+                if !format_key && !source_keys(key, value)? {
                     return Err(TopicsError::UnknownOption {
                         key: key.to_string(),
                         valid: valid_keys(docs),
@@ -697,19 +857,53 @@ pub fn parse_scan_options(
         }
     }
 
-    let has_columns = !value_schema.fields().is_empty();
-    scan.value_format = match format_name.as_deref() {
-        None if has_columns => ValueFormat::Json,
-        None => ValueFormat::Raw,
-        Some(name) => ValueFormat::from_name(name)
-            .ok_or_else(|| invalid("value.format", name, "expected raw, string or json"))?,
+    scan.registry = match (registry_url, registry_user, registry_password) {
+        (None, None, None) => None,
+        (None, _, _) => {
+            return Err(TopicsError::OptionConflict {
+                key: "schema-registry.user".into(),
+                reason: "needs 'schema-registry.url'".into(),
+            });
+        }
+        (Some(url), None, None) => Some(RegistryOptions { url, auth: None }),
+        (Some(url), Some(user), Some(password)) => Some(RegistryOptions {
+            url,
+            auth: Some((user, password)),
+        }),
+        (Some(_), _, _) => {
+            return Err(missing_pair(
+                "schema-registry.user",
+                "schema-registry.password",
+            ));
+        }
     };
-    // JSON without columns is left for the caller to infer (CREATE EXTERNAL TABLE does);
-    // the provider rejects it if nobody did.
-    if has_columns || scan.value_format != ValueFormat::Json {
-        scan.value_format.check_schema(value_schema)?;
+    if scan.dead_letter_topic.is_some() && scan.on_error == ErrorPolicy::Fail {
+        return Err(TopicsError::OptionConflict {
+            key: "value.dead-letter.topic".into(),
+            reason: "needs 'value.on-error' skip or dead-letter (with fail the query stops at the first bad message)".into(),
+        });
     }
+    // Checks what can be checked without files or the registry; a JSON value without columns
+    // is left for the caller to infer (CREATE EXTERNAL TABLE does).
+    let has_registry = scan.registry.is_some();
+    scan.value
+        .check(Side::Value, value_schema.fields(), has_registry)?;
+    let key_fields = declared_key_fields(scan.declared_key.as_ref());
+    scan.key.check(Side::Key, &key_fields, has_registry)?;
     Ok(scan)
+}
+
+/// The fields a declared `_key` type gives its format: a struct's fields, or the one column
+/// of a text or bytes key.
+pub fn declared_key_fields(
+    declared: Option<&arrow::datatypes::DataType>,
+) -> arrow::datatypes::Fields {
+    use arrow::datatypes::{DataType, Field, Fields};
+    match declared {
+        None => Fields::empty(),
+        Some(DataType::Struct(fields)) => fields.clone(),
+        Some(other) => Fields::from(vec![Field::new("value", other.clone(), true)]),
+    }
 }
 
 /// The environment variable that supplies bootstrap servers to a `kafka:///topic` location.
@@ -968,7 +1162,7 @@ mod tests {
         let o = parse(&[]).unwrap();
         assert_eq!(o.scan.startup, StartupMode::Earliest);
         assert_eq!(o.scan.bounded, BoundedMode::Unbounded);
-        assert_eq!(o.scan.value_format, ValueFormat::Raw);
+        assert_eq!(o.scan.value.kind, None);
         let o = parse(&[
             ("scan.startup.mode", "specific-offsets"),
             (

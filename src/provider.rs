@@ -14,11 +14,14 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use crate::error::Result;
 use crate::exec::TopicScanExec;
+use crate::format::{ErrorPolicy, SchemaRegistry, Side, TableFormats};
 use crate::options::{BoundedMode, KafkaTableOptions, NatsTableOptions, ScanOptions, StartupMode};
 use crate::planner::{TimestampOrder, plan_scan};
 use crate::pushdown::analyze;
-use crate::schema::{KAFKA_METADATA, MetadataColumn, NATS_METADATA, TableSchema};
-use crate::sink::{KafkaWriter, MessageWriter, NatsWriter, RowEncoder, TopicSink};
+use crate::schema::{
+    DEAD_LETTER_METADATA, KAFKA_METADATA, MetadataColumn, NATS_METADATA, TableSchema,
+};
+use crate::sink::{DeadLetters, KafkaWriter, MessageWriter, NatsWriter, RowEncoder, TopicSink};
 use crate::source::Source;
 use crate::source::kafka::KafkaSource;
 use crate::source::nats::NatsSource;
@@ -33,24 +36,35 @@ use crate::source::nats::NatsSource;
 pub struct StreamingTableProvider {
     source: Arc<dyn Source>,
     scan: ScanOptions,
+    formats: TableFormats,
     schema: TableSchema,
     timestamps: TimestampOrder,
     order: Vec<Vec<SortExpr>>,
     writer: Option<Arc<dyn MessageWriter>>,
+    dead_letters: Option<Arc<DeadLetters>>,
 }
 
 impl StreamingTableProvider {
-    /// A table over any source; does not contact the brokers (timestamps are taken as
+    /// A table over any source. Resolves the key and value formats (reading schema files and
+    /// asking the schema registry); does not contact the brokers (timestamps are taken as
     /// create-time unless `scan.timestamp.max-skew` is set).
-    pub fn try_new(
+    pub async fn try_new(
         source: Arc<dyn Source>,
         scan: ScanOptions,
         value_schema: SchemaRef,
         metadata: &[MetadataColumn],
     ) -> Result<Self> {
-        scan.value_format.check_schema(&value_schema)?;
-        let fields = scan.value_format.value_fields(&value_schema);
-        let schema = TableSchema::try_new(fields, metadata)?;
+        let formats = resolve_formats(source.topic(), &scan, &value_schema).await?;
+        let mut columns = metadata.to_vec();
+        if scan.on_error == ErrorPolicy::DeadLetter {
+            columns.extend_from_slice(DEAD_LETTER_METADATA);
+        }
+        let schema = TableSchema::try_new(
+            formats.value.fields().clone(),
+            &columns,
+            formats.key.key_type(),
+            formats.validation(),
+        )?;
         let timestamps = TimestampOrder {
             ordered: false,
             max_skew_ms: scan.timestamp_max_skew.map(|d| d.as_millis() as i64),
@@ -58,10 +72,12 @@ impl StreamingTableProvider {
         Ok(Self {
             source,
             scan,
+            formats,
             schema,
             timestamps,
             order: Vec::new(),
             writer: None,
+            dead_letters: None,
         })
     }
 
@@ -70,12 +86,20 @@ impl StreamingTableProvider {
     pub async fn try_new_kafka(options: KafkaTableOptions) -> Result<Self> {
         let writer =
             Arc::new(KafkaWriter::new(options.kafka.clone()).with_recovery(options.sink_recovery));
+        let dead_letters = options.scan.dead_letter_topic.as_ref().map(|topic| {
+            let mut config = options.kafka.clone();
+            config.topic = topic.clone();
+            let writer: Arc<dyn MessageWriter> = Arc::new(KafkaWriter::new(config));
+            Arc::new(DeadLetters::new(writer, None))
+        });
         let source: Arc<dyn Source> = Arc::new(KafkaSource::new(options.kafka));
         source.partitions().await?;
         let ordered = source.timestamps_ordered().await?;
-        let mut table = Self::try_new(source, options.scan, options.value_schema, KAFKA_METADATA)?
+        let mut table = Self::try_new(source, options.scan, options.value_schema, KAFKA_METADATA)
+            .await?
             .with_writer(writer);
         table.timestamps.ordered = ordered;
+        table.dead_letters = dead_letters;
         Ok(table)
     }
 
@@ -90,12 +114,18 @@ impl StreamingTableProvider {
     /// within the connect timeout.
     pub async fn try_new_nats(options: NatsTableOptions) -> Result<Self> {
         let writer = Arc::new(NatsWriter::new(options.nats.clone()));
+        let dead_letters = options.scan.dead_letter_topic.as_ref().map(|subject| {
+            let writer: Arc<dyn MessageWriter> = Arc::clone(&writer) as _;
+            Arc::new(DeadLetters::new(writer, Some(subject.clone())))
+        });
         let source: Arc<dyn Source> = Arc::new(NatsSource::new(options.nats));
         source.partitions().await?;
         let ordered = source.timestamps_ordered().await?;
-        let mut table = Self::try_new(source, options.scan, options.value_schema, NATS_METADATA)?
+        let mut table = Self::try_new(source, options.scan, options.value_schema, NATS_METADATA)
+            .await?
             .with_writer(writer);
         table.timestamps.ordered = ordered;
+        table.dead_letters = dead_letters;
         Ok(table)
     }
 
@@ -135,6 +165,11 @@ impl StreamingTableProvider {
     /// The scan settings.
     pub fn scan_options(&self) -> &ScanOptions {
         &self.scan
+    }
+
+    /// The resolved key and value formats and the bad-message policy.
+    pub fn formats(&self) -> &TableFormats {
+        &self.formats
     }
 
     /// How `_timestamp` relates to offsets in this table.
@@ -183,14 +218,15 @@ impl TableProvider for StreamingTableProvider {
         let scans = plan_scan(self.source.as_ref(), &self.scan, filters, self.timestamps).await?;
         let exec = TopicScanExec::new(
             Arc::clone(&self.source),
-            self.scan.value_format,
+            self.formats.clone(),
             projection,
             scans,
             limit,
         );
         Ok(Arc::new(
             exec.with_declared_order(self.order.clone())
-                .with_fail_on_data_loss(self.scan.fail_on_data_loss),
+                .with_fail_on_data_loss(self.scan.fail_on_data_loss)
+                .with_dead_letters(self.dead_letters.clone()),
         ))
     }
 
@@ -212,12 +248,40 @@ impl TableProvider for StreamingTableProvider {
                 "{target} is an append-only log: only INSERT INTO (append) is possible, not {op}"
             )));
         }
-        let encoder = RowEncoder::new(
-            &input.schema(),
-            self.schema.value_count(),
-            self.scan.value_format,
-        );
+        let encoder =
+            RowEncoder::try_new(&input.schema(), self.schema.value_count(), &self.formats).await?;
         let sink = TopicSink::new(self.schema(), encoder, Arc::clone(writer));
         Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
     }
+}
+
+/// Resolves a table's key and value formats from its options and declared columns.
+async fn resolve_formats(
+    topic: &str,
+    scan: &ScanOptions,
+    value_schema: &SchemaRef,
+) -> Result<TableFormats> {
+    let registry = match &scan.registry {
+        Some(r) => Some(Arc::new(SchemaRegistry::new(
+            &r.url,
+            r.auth.clone(),
+            std::time::Duration::from_secs(10),
+        )?)),
+        None => None,
+    };
+    let value = scan
+        .value
+        .resolve(topic, Side::Value, value_schema.fields(), registry.as_ref())
+        .await?;
+    let key_fields = crate::options::declared_key_fields(scan.declared_key.as_ref());
+    let key = scan
+        .key
+        .resolve(topic, Side::Key, &key_fields, registry.as_ref())
+        .await?;
+    Ok(TableFormats {
+        value,
+        key,
+        on_error: scan.on_error,
+        dead_letter_topic: scan.dead_letter_topic.clone(),
+    })
 }

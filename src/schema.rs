@@ -26,7 +26,15 @@ pub enum MetadataColumn {
     Headers,
     /// `_subject`: the NATS subject.
     Subject,
+    /// `_error`: why the message's key or value could not be decoded (`value.on-error` =
+    /// `dead-letter` only; null for good messages).
+    Error,
+    /// `_raw`: the bytes that could not be decoded (`dead-letter` only).
+    Raw,
 }
+
+/// The columns `value.on-error` = `dead-letter` adds.
+pub const DEAD_LETTER_METADATA: &[MetadataColumn] = &[MetadataColumn::Error, MetadataColumn::Raw];
 
 /// The metadata columns of a Kafka table, in schema order.
 pub const KAFKA_METADATA: &[MetadataColumn] = &[
@@ -59,6 +67,8 @@ impl MetadataColumn {
             Self::Key => "_key",
             Self::Headers => "_headers",
             Self::Subject => "_subject",
+            Self::Error => "_error",
+            Self::Raw => "_raw",
         }
     }
 
@@ -67,7 +77,8 @@ impl MetadataColumn {
     /// the writer choose" (the partitioner picks `_partition`, the broker sets `_offset`).
     pub fn field(&self) -> Field {
         let dt = match self {
-            Self::Topic | Self::Subject => DataType::Utf8,
+            Self::Topic | Self::Subject | Self::Error => DataType::Utf8,
+            Self::Raw => DataType::Binary,
             Self::Partition => DataType::Int32,
             Self::Offset => DataType::Int64,
             Self::Timestamp => DataType::Timestamp(TimeUnit::Millisecond, Some("UTC".into())),
@@ -84,11 +95,31 @@ pub struct TableSchema {
     schema: SchemaRef,
     value_count: usize,
     metadata: Vec<MetadataColumn>,
+    /// Whether decoding can find bad messages that a scan must see (to skip them, or to fill
+    /// `_error`) even when it reads no value or key column.
+    validate: Validation,
+}
+
+/// Which formats a scan decodes to find bad messages, beyond what it projects.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Validation {
+    /// The value format can reject messages.
+    pub value: bool,
+    /// The key format can reject messages.
+    pub key: bool,
+    /// Every scan validates (`skip`); otherwise only scans reading `_error` or `_raw` do.
+    pub always: bool,
 }
 
 impl TableSchema {
     /// Combines value fields with metadata columns; a value column may not shadow one.
-    pub fn try_new(value_fields: Fields, metadata: &[MetadataColumn]) -> Result<Self> {
+    /// `key_type` is the type of `_key` (bytes unless the key format decodes it).
+    pub fn try_new(
+        value_fields: Fields,
+        metadata: &[MetadataColumn],
+        key_type: DataType,
+        validate: Validation,
+    ) -> Result<Self> {
         if let Some(clash) = value_fields
             .iter()
             .find(|f| metadata.iter().any(|m| m.name() == f.name()))
@@ -99,11 +130,15 @@ impl TableSchema {
             )));
         }
         let mut fields: Vec<Field> = value_fields.iter().map(|f| f.as_ref().clone()).collect();
-        fields.extend(metadata.iter().map(MetadataColumn::field));
+        fields.extend(metadata.iter().map(|m| match m {
+            MetadataColumn::Key => Field::new(m.name(), key_type.clone(), true),
+            _ => m.field(),
+        }));
         Ok(Self {
             schema: Arc::new(Schema::new(fields)),
             value_count: value_fields.len(),
             metadata: metadata.to_vec(),
+            validate,
         })
     }
 
@@ -132,32 +167,62 @@ impl TableSchema {
             None => (0..self.schema.fields().len()).collect(),
         };
         let mut needs = ColumnNeeds::default();
-        let mut value_fields = Vec::new();
-        let mut columns = Vec::with_capacity(indices.len());
+        let mut wanted_values = Vec::new();
+        let mut metadata = Vec::new();
         for &i in &indices {
             if i < self.value_count {
-                columns.push(OutputColumn::Value(value_fields.len()));
-                value_fields.push(self.schema.field(i).clone());
-                needs.value = true;
+                wanted_values.push(i);
             } else {
                 let m = *self.metadata.get(i - self.value_count).ok_or_else(|| {
                     TopicsError::InvalidSchema(format!("projection index {i} is out of range"))
                 })?;
+                metadata.push(m);
+            }
+        }
+        let reads_errors = metadata
+            .iter()
+            .any(|m| matches!(m, MetadataColumn::Error | MetadataColumn::Raw));
+        let validating = self.validate.always || reads_errors;
+        // Validating decodes every value column: a message is only good if all of it is.
+        let value_indices: Vec<usize> = if validating && self.validate.value {
+            (0..self.value_count).collect()
+        } else {
+            let mut v = wanted_values.clone();
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        let decode_key =
+            metadata.contains(&MetadataColumn::Key) || (validating && self.validate.key);
+        let mut columns = Vec::with_capacity(indices.len());
+        for &i in &indices {
+            if i < self.value_count {
+                let at = value_indices.iter().position(|&v| v == i).unwrap_or(0);
+                columns.push(OutputColumn::Value(at));
+            } else {
+                let m = self.metadata[i - self.value_count];
                 match m {
                     MetadataColumn::Timestamp => needs.timestamp = true,
                     MetadataColumn::Key => needs.key = true,
                     MetadataColumn::Headers => needs.headers = true,
                     MetadataColumn::Subject => needs.subject = true,
-                    MetadataColumn::Topic | MetadataColumn::Partition | MetadataColumn::Offset => {}
+                    MetadataColumn::Topic
+                    | MetadataColumn::Partition
+                    | MetadataColumn::Offset
+                    | MetadataColumn::Error
+                    | MetadataColumn::Raw => {}
                 }
                 columns.push(OutputColumn::Metadata(m));
             }
         }
+        needs.value = !value_indices.is_empty() || (validating && self.validate.value);
+        needs.key |= decode_key;
         Ok(ProjectionPlan {
             output_schema: Arc::new(self.schema.project(&indices)?),
-            value_schema: Arc::new(Schema::new(value_fields)),
+            value_schema: Arc::new(self.schema.project(&value_indices)?),
             columns,
             needs,
+            decode_key,
         })
     }
 }
@@ -182,6 +247,21 @@ pub struct ProjectionPlan {
     pub columns: Vec<OutputColumn>,
     /// Raw columns the source must build.
     pub needs: ColumnNeeds,
+    /// Whether keys are decoded (for `_key`, or to find bad messages).
+    pub decode_key: bool,
+}
+
+/// A raw batch's decoded parts, ready to be assembled into output rows.
+#[derive(Debug, Default)]
+pub struct DecodedParts {
+    /// The decoded value columns, in the plan's value-schema order.
+    pub values: Vec<ArrayRef>,
+    /// The `_key` column, when keys were decoded.
+    pub key: Option<ArrayRef>,
+    /// `_error` (null for good messages), when bad messages are kept.
+    pub error: Option<ArrayRef>,
+    /// `_raw` (the bytes that failed), when bad messages are kept.
+    pub raw: Option<ArrayRef>,
 }
 
 impl ProjectionPlan {
@@ -190,7 +270,7 @@ impl ProjectionPlan {
         &self,
         topic: &str,
         raw: &RawBatch,
-        values: &[ArrayRef],
+        parts: &DecodedParts,
     ) -> Result<RecordBatch> {
         let n = raw.len();
         let missing = |c: MetadataColumn| {
@@ -201,7 +281,7 @@ impl ProjectionPlan {
             .iter()
             .map(|c| -> Result<ArrayRef> {
                 Ok(match *c {
-                    OutputColumn::Value(i) => Arc::clone(&values[i]),
+                    OutputColumn::Value(i) => Arc::clone(&parts.values[i]),
                     OutputColumn::Metadata(m) => match m {
                         MetadataColumn::Topic => {
                             Arc::new(StringArray::from_iter_values(std::iter::repeat_n(topic, n)))
@@ -213,9 +293,18 @@ impl ProjectionPlan {
                         MetadataColumn::Timestamp => {
                             Arc::new(raw.timestamps.clone().ok_or_else(|| missing(m))?)
                         }
-                        MetadataColumn::Key => {
-                            Arc::new(raw.keys.clone().ok_or_else(|| missing(m))?)
-                        }
+                        MetadataColumn::Key => match &parts.key {
+                            Some(key) => Arc::clone(key),
+                            None => Arc::new(raw.keys.clone().ok_or_else(|| missing(m))?),
+                        },
+                        MetadataColumn::Error => match &parts.error {
+                            Some(e) => Arc::clone(e),
+                            None => arrow::array::new_null_array(&DataType::Utf8, n),
+                        },
+                        MetadataColumn::Raw => match &parts.raw {
+                            Some(r) => Arc::clone(r),
+                            None => arrow::array::new_null_array(&DataType::Binary, n),
+                        },
                         MetadataColumn::Headers => {
                             Arc::new(raw.headers.clone().ok_or_else(|| missing(m))?)
                         }
@@ -244,6 +333,8 @@ mod tests {
         let t = TableSchema::try_new(
             Fields::from(vec![Field::new("id", DataType::Int64, true)]),
             KAFKA_METADATA,
+            DataType::Binary,
+            Validation::default(),
         )
         .unwrap();
         let names: Vec<_> = t
@@ -283,6 +374,8 @@ mod tests {
         let err = TableSchema::try_new(
             Fields::from(vec![Field::new("_offset", DataType::Int64, true)]),
             KAFKA_METADATA,
+            DataType::Binary,
+            Validation::default(),
         )
         .unwrap_err();
         assert!(err.to_string().contains("_offset"));

@@ -5,12 +5,12 @@
 //! their message. Type errors only surface at flush; then (and only then) the batch is decoded
 //! message by message to find the offending offset.
 
-use arrow::array::{Array, ArrayRef, BinaryArray};
-use arrow::datatypes::SchemaRef;
+use arrow::array::{Array, ArrayRef, BinaryArray, RecordBatch};
+use arrow::datatypes::{Fields, Schema, SchemaRef};
 use arrow::json::ReaderBuilder;
-use arrow::json::reader::Decoder;
+use arrow::json::reader::Decoder as ArrowJsonDecoder;
 
-use super::{DecodeContext, ValueDecoder, ValueFormat};
+use super::{DecodeError, Decoder, Encoder, Framing, confluent};
 use crate::error::Result;
 
 /// A tombstone (null value) decodes as an object with every column null.
@@ -19,22 +19,24 @@ const NULL_VALUE: &[u8] = b"{}";
 /// Decodes JSON values into the projected columns.
 pub(super) struct JsonDecoder {
     schema: SchemaRef,
+    framing: Framing,
     batch_rows: usize,
-    decoder: Decoder,
+    decoder: ArrowJsonDecoder,
 }
 
 impl JsonDecoder {
     /// A decoder for batches of up to `batch_rows` messages.
-    pub(super) fn try_new(schema: SchemaRef, batch_rows: usize) -> Result<Self> {
+    pub(super) fn try_new(schema: SchemaRef, framing: Framing, batch_rows: usize) -> Result<Self> {
         let decoder = Self::new_decoder(&schema, batch_rows)?;
         Ok(Self {
             schema,
+            framing,
             batch_rows,
             decoder,
         })
     }
 
-    fn new_decoder(schema: &SchemaRef, batch_rows: usize) -> Result<Decoder> {
+    fn new_decoder(schema: &SchemaRef, batch_rows: usize) -> Result<ArrowJsonDecoder> {
         // One more than a batch holds, so a push never stops short at the batch boundary.
         Ok(ReaderBuilder::new(schema.clone())
             .with_batch_size(batch_rows + 1)
@@ -44,6 +46,21 @@ impl JsonDecoder {
     fn reset(&mut self) -> Result<()> {
         self.decoder = Self::new_decoder(&self.schema, self.batch_rows)?;
         Ok(())
+    }
+
+    /// The JSON text of message `i`: without the Confluent header when framed.
+    fn payload<'a>(
+        &self,
+        values: &'a BinaryArray,
+        i: usize,
+    ) -> std::result::Result<&'a [u8], String> {
+        if values.is_null(i) {
+            return Ok(NULL_VALUE);
+        }
+        match self.framing {
+            Framing::None => Ok(values.value(i)),
+            Framing::Confluent => confluent::split(values.value(i)).map(|(_, p)| p),
+        }
     }
 
     /// Pushes one message; fails unless it holds exactly one complete JSON value.
@@ -66,7 +83,7 @@ impl JsonDecoder {
     fn locate_failure(&self, values: &BinaryArray) -> Option<(usize, String)> {
         (0..values.len()).find_map(|i| {
             let mut single = Self::new_decoder(&self.schema, 1).ok()?;
-            let bytes = value_bytes(values, i);
+            let bytes = self.payload(values, i).ok()?;
             match single.decode(bytes).and_then(|_| single.flush()) {
                 Ok(_) => None,
                 Err(e) => Some((i, e.to_string())),
@@ -75,24 +92,17 @@ impl JsonDecoder {
     }
 }
 
-fn value_bytes(values: &BinaryArray, i: usize) -> &[u8] {
-    if values.is_null(i) {
-        NULL_VALUE
-    } else {
-        values.value(i)
-    }
-}
-
-impl ValueDecoder for JsonDecoder {
-    fn decode(&mut self, values: &BinaryArray, ctx: &DecodeContext<'_>) -> Result<Vec<ArrayRef>> {
+impl Decoder for JsonDecoder {
+    fn decode(&mut self, values: &BinaryArray) -> std::result::Result<Vec<ArrayRef>, DecodeError> {
         if values.len() > self.batch_rows {
             self.batch_rows = values.len();
             self.reset()?;
         }
         for i in 0..values.len() {
-            if let Err(reason) = self.push(value_bytes(values, i)) {
+            let pushed = self.payload(values, i).and_then(|bytes| self.push(bytes));
+            if let Err(reason) = pushed {
                 self.reset()?;
-                return Err(ctx.error(i, ValueFormat::Json, reason));
+                return Err(DecodeError::bad(i, reason));
             }
         }
         match self.decoder.flush() {
@@ -106,9 +116,60 @@ impl ValueDecoder for JsonDecoder {
             Err(e) => {
                 self.reset()?;
                 let (row, reason) = self.locate_failure(values).unwrap_or((0, e.to_string()));
-                Err(ctx.error(row, ValueFormat::Json, reason))
+                Err(DecodeError::bad(row, reason))
             }
         }
+    }
+}
+
+/// Writes each row as one JSON object (optionally behind a Confluent header with id 0, as
+/// JSON payloads carry no schema the registry must resolve).
+pub(super) struct JsonEncoder {
+    schema: SchemaRef,
+    framing: Framing,
+}
+
+impl JsonEncoder {
+    /// An encoder for rows with the columns `fields`.
+    pub(super) fn new(fields: Fields, framing: Framing) -> Result<Self> {
+        Ok(Self {
+            schema: std::sync::Arc::new(Schema::new(fields)),
+            framing,
+        })
+    }
+}
+
+impl Encoder for JsonEncoder {
+    fn encode(&self, batch: &RecordBatch) -> Result<Vec<Option<Vec<u8>>>> {
+        let rows = batch.num_rows();
+        if self.schema.fields().is_empty() {
+            return Ok(vec![Some(b"{}".to_vec()); rows]);
+        }
+        let indices = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| batch.schema().index_of(f.name()))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let projected = batch.project(&indices)?;
+        let mut buf = Vec::with_capacity(rows * 64);
+        {
+            let mut writer = arrow::json::LineDelimitedWriter::new(&mut buf);
+            writer.write(&projected)?;
+            writer.finish()?;
+        }
+        Ok(buf
+            .split(|b| *b == b'\n')
+            .take(rows)
+            .map(|line| {
+                let mut out = Vec::with_capacity(line.len() + confluent::HEADER_LEN);
+                if self.framing == Framing::Confluent {
+                    confluent::write_header(0, &mut out);
+                }
+                out.extend_from_slice(line);
+                Some(out)
+            })
+            .collect())
     }
 }
 
@@ -121,22 +182,17 @@ mod tests {
 
     use super::*;
 
-    fn decode(values: Vec<Option<&[u8]>>) -> Result<Vec<ArrayRef>> {
+    fn decode(values: Vec<Option<&[u8]>>) -> std::result::Result<Vec<ArrayRef>, String> {
         let schema = Arc::new(Schema::new(vec![
             Field::new("id", DataType::Int64, true),
             Field::new("name", DataType::Utf8, true),
         ]));
-        let mut d = JsonDecoder::try_new(schema, 16)?;
-        let offsets = Int64Array::from_iter_values(100..100 + values.len() as i64);
+        let mut d = JsonDecoder::try_new(schema, Framing::None, 16).unwrap();
         let values = BinaryArray::from(values);
-        d.decode(
-            &values,
-            &DecodeContext {
-                topic: "t",
-                partition: 2,
-                offsets: &offsets,
-            },
-        )
+        d.decode(&values).map_err(|e| match e {
+            DecodeError::Bad { row, reason } => format!("row {row}: {reason}"),
+            DecodeError::Failed(e) => e.to_string(),
+        })
     }
 
     #[test]
@@ -157,7 +213,7 @@ mod tests {
     }
 
     #[test]
-    fn errors_name_the_offset() {
+    fn errors_name_the_row() {
         for (bad, why) in [
             (&br#"{"id":"#[..], "truncated"),
             (br#"{"id":1}{"id":2}"#, "more than one"),
@@ -165,13 +221,9 @@ mod tests {
             (br#"{"id":"x"}"#, ""),
             (br#"{"id":1,]"#, ""),
         ] {
-            let err = decode(vec![Some(br#"{"id":1}"#), Some(bad), Some(br#"{"id":2}"#)])
-                .unwrap_err()
-                .to_string();
-            assert!(
-                err.contains("offset 101") && err.contains("partition 2") && err.contains("t"),
-                "{err}"
-            );
+            let err =
+                decode(vec![Some(br#"{"id":1}"#), Some(bad), Some(br#"{"id":2}"#)]).unwrap_err();
+            assert!(err.starts_with("row 1:"), "{err}");
             assert!(err.contains(why), "{err}");
         }
     }

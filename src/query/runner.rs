@@ -533,11 +533,8 @@ async fn sink_of(
         let writer = table
             .writer()
             .ok_or_else(|| plan_error(format!("table {} cannot be written to", dml.table_name)))?;
-        let encoder = RowEncoder::new(
-            &input_schema,
-            table.value_count(),
-            table.scan_options().value_format,
-        );
+        let encoder =
+            RowEncoder::try_new(&input_schema, table.value_count(), table.formats()).await?;
         return Ok(Arc::new(TopicBatchSink::new(
             Arc::clone(writer),
             Arc::clone(table.source()),

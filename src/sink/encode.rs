@@ -1,6 +1,8 @@
 //! Rows to messages: the value columns encoded in the table's value format, and the metadata
 //! columns a writer understands (`_key`, `_partition`, `_timestamp`, `_headers`, `_subject`).
 
+use std::sync::Arc;
+
 use arrow::array::{
     Array, AsArray, BinaryArray, Int32Array, MapArray, RecordBatch, StringArray,
     TimestampMillisecondArray,
@@ -8,7 +10,7 @@ use arrow::array::{
 use arrow::datatypes::{DataType, Schema};
 
 use crate::error::{Result, TopicsError};
-use crate::format::ValueFormat;
+use crate::format::{Encoder, TableFormats};
 use crate::schema::MetadataColumn;
 
 /// One message to be written: value and key bytes, and where and how to write it.
@@ -29,44 +31,93 @@ pub struct OutgoingMessage {
 }
 
 /// Turns record batches of a topic table's schema into [`OutgoingMessage`]s.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RowEncoder {
-    format: ValueFormat,
-    values: Vec<usize>,
-    key: Option<usize>,
+    value: Arc<dyn Encoder>,
+    key: Arc<dyn Encoder>,
+    value_names: Vec<String>,
+    key_index: Option<usize>,
     partition: Option<usize>,
     timestamp: Option<usize>,
     headers: Option<usize>,
     subject: Option<usize>,
 }
 
+impl std::fmt::Debug for RowEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RowEncoder")
+            .field("values", &self.value_names)
+            .finish()
+    }
+}
+
 impl RowEncoder {
-    /// An encoder for batches with `schema`: the first `value_count` fields are value columns,
-    /// the others are metadata columns found by name.
-    pub fn new(schema: &Schema, value_count: usize, format: ValueFormat) -> Self {
+    /// An encoder for batches with `schema`: the first `value_count` fields are value columns
+    /// encoded in the table's value format; `_key` is encoded in its key format; the other
+    /// metadata columns are found by name. With the Confluent wire format this registers the
+    /// schemas it writes.
+    pub async fn try_new(
+        schema: &Schema,
+        value_count: usize,
+        formats: &TableFormats,
+    ) -> Result<Self> {
         let find = |column: MetadataColumn| schema.index_of(column.name()).ok();
-        Self {
-            format,
-            values: (0..value_count).collect(),
-            key: find(MetadataColumn::Key),
+        Ok(Self {
+            value: Arc::from(formats.value.encoder().await?),
+            key: Arc::from(formats.key.encoder().await?),
+            value_names: schema
+                .fields()
+                .iter()
+                .take(value_count)
+                .map(|f| f.name().clone())
+                .collect(),
+            key_index: find(MetadataColumn::Key),
             partition: find(MetadataColumn::Partition),
             timestamp: find(MetadataColumn::Timestamp),
             headers: find(MetadataColumn::Headers),
             subject: find(MetadataColumn::Subject),
-        }
+        })
     }
 
     /// Encodes every row of `batch`.
     pub fn encode(&self, batch: &RecordBatch) -> Result<Vec<OutgoingMessage>> {
         let rows = batch.num_rows();
         let mut out: Vec<OutgoingMessage> = vec![OutgoingMessage::default(); rows];
-        for (row, value) in self.values(batch)?.into_iter().enumerate() {
-            out[row].value = value;
+        let value_indices = self
+            .value_names
+            .iter()
+            .map(|name| batch.schema().index_of(name))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let values = self.value.encode(&batch.project(&value_indices)?)?;
+        for (m, value) in out.iter_mut().zip(values) {
+            m.value = value;
         }
-        if let Some(i) = self.key {
-            let keys = binary(batch, i, "_key")?;
-            for (row, m) in out.iter_mut().enumerate() {
-                m.key = keys.is_valid(row).then(|| keys.value(row).to_vec());
+        if let Some(i) = self.key_index {
+            let column = batch.column(i);
+            let keys = match column.data_type() {
+                DataType::Struct(_) => {
+                    let structs = column.as_struct();
+                    let fields = Arc::new(Schema::new(structs.fields().clone()));
+                    let encoded = self
+                        .key
+                        .encode(&RecordBatch::try_new(fields, structs.columns().to_vec())?)?;
+                    encoded
+                        .into_iter()
+                        .enumerate()
+                        .map(|(row, k)| k.filter(|_| structs.is_valid(row)))
+                        .collect()
+                }
+                _ => {
+                    let field = batch.schema().field(i).clone();
+                    let one = RecordBatch::try_new(
+                        Arc::new(Schema::new(vec![field])),
+                        vec![Arc::clone(column)],
+                    )?;
+                    self.key.encode(&one)?
+                }
+            };
+            for (m, key) in out.iter_mut().zip(keys) {
+                m.key = key;
             }
         }
         if let Some(i) = self.partition {
@@ -99,51 +150,6 @@ impl RowEncoder {
         }
         Ok(out)
     }
-
-    fn values(&self, batch: &RecordBatch) -> Result<Vec<Option<Vec<u8>>>> {
-        let rows = batch.num_rows();
-        match self.format {
-            ValueFormat::Raw | ValueFormat::String => {
-                let Some(&i) = self.values.first() else {
-                    return Ok(vec![None; rows]);
-                };
-                let column = batch.column(i);
-                Ok(match column.data_type() {
-                    DataType::Utf8 => {
-                        let a = column.as_string::<i32>();
-                        (0..rows)
-                            .map(|r| a.is_valid(r).then(|| a.value(r).as_bytes().to_vec()))
-                            .collect()
-                    }
-                    _ => {
-                        let a = binary(batch, i, "value")?;
-                        (0..rows)
-                            .map(|r| a.is_valid(r).then(|| a.value(r).to_vec()))
-                            .collect()
-                    }
-                })
-            }
-            ValueFormat::Json => {
-                if self.values.is_empty() {
-                    return Ok(vec![Some(b"{}".to_vec()); rows]);
-                }
-                let projected = batch.project(&self.values)?;
-                let mut buf = Vec::with_capacity(rows * 64);
-                {
-                    let mut writer = arrow::json::LineDelimitedWriter::new(&mut buf);
-                    writer.write(&projected)?;
-                    writer.finish()?;
-                }
-                let lines: Vec<Option<Vec<u8>>> = buf
-                    .split(|b| *b == b'\n')
-                    .take(rows)
-                    .map(|line| Some(line.to_vec()))
-                    .collect();
-                debug_assert_eq!(lines.len(), rows);
-                Ok(lines)
-            }
-        }
-    }
 }
 
 fn typed<'a, T: 'static>(batch: &'a RecordBatch, i: usize, name: &str) -> Result<&'a T> {
@@ -152,10 +158,6 @@ fn typed<'a, T: 'static>(batch: &'a RecordBatch, i: usize, name: &str) -> Result
         .as_any()
         .downcast_ref::<T>()
         .ok_or_else(|| wrong_type(batch, i, name))
-}
-
-fn binary<'a>(batch: &'a RecordBatch, i: usize, name: &str) -> Result<&'a BinaryArray> {
-    typed(batch, i, name)
 }
 
 fn wrong_type(batch: &RecordBatch, i: usize, name: &str) -> TopicsError {
@@ -205,7 +207,13 @@ mod tests {
             Field::new("id", DataType::Int64, true),
             Field::new("amount", DataType::Float64, true),
         ];
-        let table = TableSchema::try_new(values.into(), KAFKA_METADATA).unwrap();
+        let table = TableSchema::try_new(
+            values.clone().into(),
+            KAFKA_METADATA,
+            DataType::Binary,
+            Default::default(),
+        )
+        .unwrap();
         let schema = Arc::clone(table.schema());
         let columns: Vec<ArrayRef> = schema
             .fields()
@@ -226,7 +234,12 @@ mod tests {
                 .collect::<Vec<_>>(),
         ));
         let batch = RecordBatch::try_new(nullable, columns).unwrap();
-        let encoder = RowEncoder::new(&batch.schema(), 2, ValueFormat::Json);
+        let formats = TableFormats {
+            value: crate::format::Format::json(values.into()),
+            ..TableFormats::raw()
+        };
+        let encoder =
+            futures::executor::block_on(RowEncoder::try_new(&batch.schema(), 2, &formats)).unwrap();
         let out = encoder.encode(&batch).unwrap();
         assert_eq!(out.len(), 2);
         assert_eq!(

@@ -4,6 +4,7 @@
 //! exactly-once sinks on the same encoder and writers.
 
 pub mod batch;
+pub mod dead_letter;
 pub mod encode;
 pub mod files;
 pub mod identity;
@@ -23,6 +24,7 @@ use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use futures::StreamExt;
 
 pub use batch::{BatchSink, BatchWritten};
+pub use dead_letter::DeadLetters;
 pub use encode::{OutgoingMessage, RowEncoder};
 pub use files::FileBatchSink;
 pub use kafka::KafkaWriter;

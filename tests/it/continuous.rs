@@ -643,9 +643,7 @@ impl SinkFixture {
         use datafusion::arrow::datatypes::{DataType, Field, Schema};
         use datafusion::catalog::TableProvider;
         use datafusion_topics::sink::{RowEncoder, TopicBatchSink};
-        use datafusion_topics::{
-            KafkaTableOptions, StreamingTableProvider, ValueFormat, options_from_pairs,
-        };
+        use datafusion_topics::{KafkaTableOptions, StreamingTableProvider, options_from_pairs};
 
         let topic = create_topic(prefix, 2).await;
         let columns = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
@@ -661,7 +659,9 @@ impl SinkFixture {
             .await
             .unwrap();
         let schema = table.schema();
-        let encoder = RowEncoder::new(&schema, 1, ValueFormat::Json);
+        let encoder = RowEncoder::try_new(&schema, 1, table.formats())
+            .await
+            .unwrap();
         let sink = TopicBatchSink::new(
             Arc::clone(table.writer().unwrap()),
             Arc::clone(table.source()),

@@ -5,11 +5,13 @@ mod cli;
 #[cfg(feature = "cli")]
 mod continuous;
 mod ddl;
+mod formats;
 mod harness;
 mod kafka_errors;
 mod kafka_scan;
 mod kafka_start_positions;
 mod nats;
 mod pushdown;
+mod registry_replay;
 #[cfg(feature = "cli")]
 mod sql_examples;

@@ -144,13 +144,17 @@ pub(crate) async fn connect_jetstream(config: &NatsConfig) -> Result<jetstream::
     Ok(js)
 }
 
-pub(super) async fn connect(config: &NatsConfig) -> Result<async_nats::Client> {
-    // rustls cannot pick a crypto provider on its own when a build links two (ring, which
-    // async-nats uses, and aws-lc-rs, which the CLI's S3 client brings). Install ring unless
-    // the application installed one already.
+/// Installs ring as the process's rustls crypto provider unless one is installed: rustls
+/// cannot pick one on its own when a build links two (ring, which async-nats uses, and
+/// aws-lc-rs, which the CLI's S3 client brings).
+pub(crate) fn install_crypto_provider() {
     if async_nats::rustls::crypto::CryptoProvider::get_default().is_none() {
         let _ = async_nats::rustls::crypto::ring::default_provider().install_default();
     }
+}
+
+pub(super) async fn connect(config: &NatsConfig) -> Result<async_nats::Client> {
+    install_crypto_provider();
     let mut opts = async_nats::ConnectOptions::new()
         .name("datafusion-topics")
         .connection_timeout(config.timeout)
