@@ -132,6 +132,14 @@ impl SchemaRegistry {
         &self.base
     }
 
+    /// Adds a schema to the cache as if the registry had answered with it (for offline use:
+    /// fuzzing, or schemas known in advance).
+    pub fn preload(&self, schema: RegisteredSchema) {
+        if let Ok(mut cache) = self.by_id.write() {
+            cache.insert(schema.id, Arc::new(schema));
+        }
+    }
+
     /// The schema with `id` if it was fetched before.
     pub fn cached(&self, id: u32) -> Option<Arc<RegisteredSchema>> {
         self.by_id.read().ok()?.get(&id).cloned()

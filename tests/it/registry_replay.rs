@@ -6,16 +6,18 @@
 
 use std::sync::{Arc, Mutex};
 
+use datafusion_topics::format::SchemaRegistry;
+use datafusion_topics::format::registry::SchemaType;
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-/// A running replay server.
+/// A running replay server, or a real registry named by `SCHEMA_REGISTRY_URL`.
 pub struct RegistryReplay {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
-    /// Requests received, as `METHOD path`.
-    pub requests: Arc<Mutex<Vec<String>>>,
+    /// Requests received, as `METHOD path` (replay only).
+    requests: Option<Arc<Mutex<Vec<String>>>>,
 }
 
 fn exchanges() -> Vec<Value> {
@@ -36,8 +38,16 @@ fn same_schema(recorded: &Value, sent: &Value) -> bool {
 }
 
 impl RegistryReplay {
-    /// Starts the server on a free loopback port.
+    /// Starts the server on a free loopback port; with `SCHEMA_REGISTRY_URL` set, uses that
+    /// registry instead (a real Karapace or Confluent registry the tests register their
+    /// schemas in).
     pub async fn start() -> Self {
+        if let Ok(url) = std::env::var("SCHEMA_REGISTRY_URL") {
+            return Self {
+                url,
+                requests: None,
+            };
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let requests = Arc::new(Mutex::new(Vec::new()));
@@ -51,12 +61,24 @@ impl RegistryReplay {
                 });
             }
         });
-        Self { url, requests }
+        Self {
+            url,
+            requests: Some(requests),
+        }
     }
 
-    /// The requests received so far.
-    pub fn requests(&self) -> Vec<String> {
-        self.requests.lock().unwrap().clone()
+    /// The requests received so far; `None` against a real registry.
+    pub fn requests(&self) -> Option<Vec<String>> {
+        self.requests.as_ref().map(|r| r.lock().unwrap().clone())
+    }
+
+    /// Registers a schema (as a producer would have) and returns its id.
+    pub async fn register(&self, subject: &str, schema_type: SchemaType, text: &str) -> u32 {
+        SchemaRegistry::new(&self.url, None, std::time::Duration::from_secs(10))
+            .unwrap()
+            .register(subject, schema_type, text, &[])
+            .await
+            .unwrap_or_else(|e| panic!("registering under {subject}: {e}"))
     }
 }
 
