@@ -591,6 +591,12 @@ impl NatsTableOptions {
             }
             Ok(true)
         })?;
+        if scan.key != FormatSpec::default() {
+            return Err(TopicsError::OptionConflict {
+                key: "key.*".into(),
+                reason: "applies to Kafka tables: NATS messages have no key".into(),
+            });
+        }
         if scan.startup == StartupMode::GroupOffsets {
             return Err(invalid(
                 "scan.startup.mode",

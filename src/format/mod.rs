@@ -13,7 +13,6 @@ mod csv;
 mod json;
 mod policy;
 mod protobuf;
-mod protobuf_arrow;
 mod raw;
 pub mod registry;
 mod spec;

@@ -1,6 +1,6 @@
 //! The `protobuf` format: messages of one type, described by a `.proto` file, a compiled
 //! descriptor set, or the schema registry (Confluent wire format), decoded straight into
-//! Arrow builders ([`super::protobuf_arrow`]). Protobuf evolves by field numbers, so
+//! Arrow builders ([`decode`]). Protobuf evolves by field numbers, so
 //! messages written with an older or newer version of the type decode with the table's.
 
 use std::collections::HashMap;
@@ -11,12 +11,18 @@ use arrow::array::{Array, ArrayRef, BinaryArray, RecordBatch};
 use arrow::datatypes::{Fields, SchemaRef};
 use prost_reflect::{DescriptorPool, MessageDescriptor};
 
-use super::protobuf_arrow::{self, ProtoDecoder};
+mod decode;
+mod encode;
+mod schema;
+#[cfg(test)]
+mod tests;
+
 use super::registry::SchemaType;
 use super::{
     DecodeError, Decoder, Encoder, Framing, SchemaRegistry, SchemaSource, Side, confluent,
 };
 use crate::error::{Result, TopicsError};
+use decode::ProtoDecoder;
 
 /// What resolving a protobuf format starts from.
 pub(super) struct ProtobufSetup {
@@ -173,7 +179,7 @@ impl ProtobufFormat {
                 }
             }
         };
-        let fields = protobuf_arrow::message_fields(&message).map_err(schema_error)?;
+        let fields = schema::message_fields(&message).map_err(schema_error)?;
         Ok(Self {
             path: index_path(&message),
             message,
@@ -358,7 +364,7 @@ pub(super) struct ProtobufEncoder {
 
 impl Encoder for ProtobufEncoder {
     fn encode(&self, batch: &RecordBatch) -> Result<Vec<Option<Vec<u8>>>> {
-        let encoded = protobuf_arrow::encode_rows(&self.message, batch).map_err(schema_error)?;
+        let encoded = encode::encode_rows(&self.message, batch).map_err(schema_error)?;
         Ok(encoded
             .into_iter()
             .map(|body| {
