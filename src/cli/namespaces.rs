@@ -72,6 +72,7 @@ namespace!(PropertiesOptions, "properties");
 namespace!(ConnectOptions, "connect");
 namespace!(KafkaOptions, "kafka");
 namespace!(NatsOptions, "nats");
+namespace!(SchemaRegistryOptions, "schema-registry");
 
 /// The first components of every topic-table option key, in the order the README lists them.
 pub const PREFIXES: &[&str] = &[
@@ -84,6 +85,7 @@ pub const PREFIXES: &[&str] = &[
     "connect",
     "kafka",
     "nats",
+    "schema-registry",
 ];
 
 /// Registers every topic-table option namespace with the session's table options.
@@ -97,4 +99,5 @@ pub fn register_option_namespaces(ctx: &SessionContext) {
     ctx.register_table_options_extension(ConnectOptions::default());
     ctx.register_table_options_extension(KafkaOptions::default());
     ctx.register_table_options_extension(NatsOptions::default());
+    ctx.register_table_options_extension(SchemaRegistryOptions::default());
 }

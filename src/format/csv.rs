@@ -56,9 +56,10 @@ impl CsvDecoder {
     /// Pushes one record; fails unless it adds exactly one complete record.
     fn push(decoder: &mut ArrowCsvDecoder, bytes: &[u8]) -> std::result::Result<(), String> {
         let before = decoder.capacity();
-        let mut fed = decoder.decode(bytes).map_err(|e| e.to_string())?;
+        let failed = |e: arrow::error::ArrowError| without_line_numbers(e.to_string());
+        let mut fed = decoder.decode(bytes).map_err(failed)?;
         if !bytes.ends_with(b"\n") {
-            fed += decoder.decode(b"\n").map_err(|e| e.to_string())?;
+            fed += decoder.decode(b"\n").map_err(failed)?;
             if fed != bytes.len() + 1 {
                 return Err("more than one CSV record in one message".into());
             }
@@ -75,11 +76,24 @@ impl CsvDecoder {
     fn locate_failure(&self, values: &BinaryArray, rows: &[usize]) -> Option<(usize, String)> {
         rows.iter().find_map(|&i| {
             let mut single = new_decoder(&self.all, &self.projection, &self.options, 1).ok()?;
-            let failed = Self::push(&mut single, values.value(i))
-                .and_then(|_| single.flush().map(|_| ()).map_err(|e| e.to_string()));
+            let failed = Self::push(&mut single, values.value(i)).and_then(|_| {
+                single
+                    .flush()
+                    .map(|_| ())
+                    .map_err(|e| without_line_numbers(e.to_string()))
+            });
             failed.err().map(|reason| (i, reason))
         })
     }
+}
+
+/// arrow-csv counts lines across everything its decoder saw; a message is one record, so the
+/// count says nothing to the reader and is dropped.
+fn without_line_numbers(reason: String) -> String {
+    static LINE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r" (for|at) line \d+").expect("static pattern")
+    });
+    LINE.replace_all(&reason, "").into_owned()
 }
 
 fn new_decoder(
@@ -127,7 +141,7 @@ impl Decoder for CsvDecoder {
                 self.reset(self.batch_rows)?;
                 let (row, reason) = self
                     .locate_failure(values, &present)
-                    .unwrap_or((0, e.to_string()));
+                    .unwrap_or((0, without_line_numbers(e.to_string())));
                 return Err(DecodeError::bad(row, reason));
             }
         };
