@@ -47,13 +47,19 @@ fn rows() -> RecordBatch {
     let ids: Vec<i64> = (0..N as i64).map(|i| 1_000_000 + i).collect();
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int64Array::from(ids.clone())),
-        Arc::new(StringArray::from_iter_values(ids.iter().map(|i| format!("user-{i}")))),
-        Arc::new(Float64Array::from_iter_values(ids.iter().map(|i| *i as f64 / 100.0))),
+        Arc::new(StringArray::from_iter_values(
+            ids.iter().map(|i| format!("user-{i}")),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            ids.iter().map(|i| *i as f64 / 100.0),
+        )),
         Arc::new(StringArray::from_iter_values(ids.iter().map(|_| "EUR"))),
         Arc::new(StringArray::from_iter_values(
             ids.iter().map(|i| ["DE", "FR", "NL"][*i as usize % 3]),
         )),
-        Arc::new(BooleanArray::from_iter(ids.iter().map(|i| Some(i % 2 == 0)))),
+        Arc::new(BooleanArray::from_iter(
+            ids.iter().map(|i| Some(i % 2 == 0)),
+        )),
         Arc::new(StringArray::from_iter_values(ids.iter().map(|i| {
             format!("order {i} for a customer who likes long notes on their parcels")
         }))),
@@ -123,7 +129,8 @@ fn avro(c: &mut Criterion) {
     let values = messages(&format);
     ours(c, "avro", &format, &values);
     // The same datums behind single-object headers, as arrow-avro's decoder reads them.
-    let avro_schema = arrow_avro::schema::AvroSchema::try_from(&Schema::new(format.fields().clone())).unwrap();
+    let avro_schema =
+        arrow_avro::schema::AvroSchema::try_from(&Schema::new(format.fields().clone())).unwrap();
     let mut store = arrow_avro::schema::SchemaStore::new_with_type(
         arrow_avro::schema::FingerprintAlgorithm::Id,
     );
@@ -195,7 +202,10 @@ fn protobuf(c: &mut Criterion) {
     let path = dir.path().join("order.proto");
     std::fs::write(&path, PROTO).unwrap();
     let format = format(
-        &[("format", "protobuf"), ("protobuf.schema-file", path.to_str().unwrap())],
+        &[
+            ("format", "protobuf"),
+            ("protobuf.schema-file", path.to_str().unwrap()),
+        ],
         Fields::empty(),
     );
     let values = messages(&format);

@@ -16,7 +16,11 @@ const V2: &str = include_str!("../../tests/fixtures/formats/order_v2.avsc");
 
 static PLAIN: LazyLock<Format> = LazyLock::new(|| {
     common::format(
-        &[("format", "avro"), ("avro.schema", V2), ("avro.writer-schema", V1)],
+        &[
+            ("format", "avro"),
+            ("avro.schema", V2),
+            ("avro.writer-schema", V1),
+        ],
         Fields::empty(),
         None,
     )
@@ -25,8 +29,12 @@ static PLAIN: LazyLock<Format> = LazyLock::new(|| {
 static FRAMED: LazyLock<Format> = LazyLock::new(|| {
     // Nothing listens there: ids 1 and 2 are preloaded, any other id is a bad message.
     let registry = Arc::new(
-        SchemaRegistry::new("http://127.0.0.1:9", None, std::time::Duration::from_millis(1))
-            .expect("registry"),
+        SchemaRegistry::new(
+            "http://127.0.0.1:9",
+            None,
+            std::time::Duration::from_millis(1),
+        )
+        .expect("registry"),
     );
     for (id, text) in [(1, V1), (2, V2)] {
         registry.preload(RegisteredSchema {
@@ -37,7 +45,11 @@ static FRAMED: LazyLock<Format> = LazyLock::new(|| {
         });
     }
     common::format(
-        &[("format", "avro"), ("avro.schema", V2), ("framing", "confluent")],
+        &[
+            ("format", "avro"),
+            ("avro.schema", V2),
+            ("framing", "confluent"),
+        ],
         Fields::empty(),
         Some(&registry),
     )
@@ -45,8 +57,8 @@ static FRAMED: LazyLock<Format> = LazyLock::new(|| {
 
 fuzz_target!(|data: &[u8]| {
     match data.split_first() {
-        Some((b, rest)) if b % 2 == 1 => common::run(&FRAMED, rest),
-        Some((_, rest)) => common::run(&PLAIN, rest),
+        Some((b, rest)) if b % 2 == 1 => common::run(&FRAMED, rest, false),
+        Some((_, rest)) => common::run(&PLAIN, rest, true),
         None => {}
     }
 });

@@ -19,7 +19,8 @@ fn fields() -> Fields {
     ])
 }
 
-static DEFAULT: LazyLock<Format> = LazyLock::new(|| common::format(&[("format", "csv")], fields(), None));
+static DEFAULT: LazyLock<Format> =
+    LazyLock::new(|| common::format(&[("format", "csv")], fields(), None));
 static DIALECT: LazyLock<Format> = LazyLock::new(|| {
     common::format(
         &[
@@ -36,8 +37,8 @@ static DIALECT: LazyLock<Format> = LazyLock::new(|| {
 
 fuzz_target!(|data: &[u8]| {
     match data.split_first() {
-        Some((b, rest)) if b % 2 == 1 => common::run(&DIALECT, rest),
-        Some((_, rest)) => common::run(&DEFAULT, rest),
+        Some((b, rest)) if b % 2 == 1 => common::run(&DIALECT, rest, true),
+        Some((_, rest)) => common::run(&DEFAULT, rest, true),
         None => {}
     }
 });

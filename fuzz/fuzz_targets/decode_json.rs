@@ -16,26 +16,39 @@ fn fields() -> Fields {
         Field::new("score", DataType::Float64, true),
         Field::new(
             "tags",
-            DataType::List(std::sync::Arc::new(Field::new("item", DataType::Utf8, true))),
+            DataType::List(std::sync::Arc::new(Field::new(
+                "item",
+                DataType::Utf8,
+                true,
+            ))),
             true,
         ),
         Field::new(
             "nested",
-            DataType::Struct(Fields::from(vec![Field::new("ok", DataType::Boolean, true)])),
+            DataType::Struct(Fields::from(vec![Field::new(
+                "ok",
+                DataType::Boolean,
+                true,
+            )])),
             true,
         ),
     ])
 }
 
-static PLAIN: LazyLock<Format> = LazyLock::new(|| common::format(&[("format", "json")], fields(), None));
+static PLAIN: LazyLock<Format> =
+    LazyLock::new(|| common::format(&[("format", "json")], fields(), None));
 static FRAMED: LazyLock<Format> = LazyLock::new(|| {
-    common::format(&[("format", "json"), ("framing", "confluent")], fields(), None)
+    common::format(
+        &[("format", "json"), ("framing", "confluent")],
+        fields(),
+        None,
+    )
 });
 
 fuzz_target!(|data: &[u8]| {
     match data.split_first() {
-        Some((b, rest)) if b % 2 == 1 => common::run(&FRAMED, rest),
-        Some((_, rest)) => common::run(&PLAIN, rest),
+        Some((b, rest)) if b % 2 == 1 => common::run(&FRAMED, rest, false),
+        Some((_, rest)) => common::run(&PLAIN, rest, true),
         None => {}
     }
 });

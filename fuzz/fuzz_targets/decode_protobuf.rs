@@ -10,7 +10,10 @@ use arrow::datatypes::Fields;
 use datafusion_topics::format::Format;
 use libfuzzer_sys::fuzz_target;
 
-const PROTO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/formats/reading.proto");
+const PROTO: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../tests/fixtures/formats/reading.proto"
+);
 
 static PLAIN: LazyLock<Format> = LazyLock::new(|| {
     common::format(
@@ -34,8 +37,8 @@ static FRAMED: LazyLock<Format> = LazyLock::new(|| {
 
 fuzz_target!(|data: &[u8]| {
     match data.split_first() {
-        Some((b, rest)) if b % 2 == 1 => common::run(&FRAMED, rest),
-        Some((_, rest)) => common::run(&PLAIN, rest),
+        Some((b, rest)) if b % 2 == 1 => common::run(&FRAMED, rest, false),
+        Some((_, rest)) => common::run(&PLAIN, rest, true),
         None => {}
     }
 });

@@ -6,22 +6,52 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema};
-use datafusion_topics::options::{parse_kafka_location, KafkaTableOptions, NatsTableOptions};
+use datafusion_topics::options::{KafkaTableOptions, NatsTableOptions, parse_kafka_location};
 use datafusion_topics::source::nats::parse_nats_location;
 use libfuzzer_sys::fuzz_target;
 
 const KEYS: &[&str] = &[
-    "value.format", "key.format", "value.avro.schema", "value.avro.writer-schema",
-    "value.protobuf.message", "value.csv.delimiter", "value.csv.quote", "value.csv.escape",
-    "value.csv.null-literal", "value.framing", "key.framing", "value.subject",
-    "schema-registry.url", "schema-registry.user", "schema-registry.password",
-    "value.on-error", "value.dead-letter.topic", "value.json.infer-sample-size",
-    "scan.startup.mode", "scan.startup.timestamp-millis", "scan.startup.specific-offsets",
-    "scan.bounded.mode", "scan.bounded.timestamp-millis", "scan.bounded.specific-offsets",
-    "scan.fail-on-data-loss", "scan.timestamp.max-skew", "connect.timeout", "sink.recovery",
-    "topic.create", "topic.partitions", "topic.replication-factor", "properties.group.id",
-    "kafka.fetch.max.bytes", "kafka.bootstrap.servers", "nats.partitioning", "nats.subjects",
-    "nats.partitions", "nats.tls.required", "nats.user", "nats.password", "nats.token",
+    "value.format",
+    "key.format",
+    "value.avro.schema",
+    "value.avro.writer-schema",
+    "value.protobuf.message",
+    "value.csv.delimiter",
+    "value.csv.quote",
+    "value.csv.escape",
+    "value.csv.null-literal",
+    "value.framing",
+    "key.framing",
+    "value.subject",
+    "schema-registry.url",
+    "schema-registry.user",
+    "schema-registry.password",
+    "value.on-error",
+    "value.dead-letter.topic",
+    "value.json.infer-sample-size",
+    "scan.startup.mode",
+    "scan.startup.timestamp-millis",
+    "scan.startup.specific-offsets",
+    "scan.bounded.mode",
+    "scan.bounded.timestamp-millis",
+    "scan.bounded.specific-offsets",
+    "scan.fail-on-data-loss",
+    "scan.timestamp.max-skew",
+    "connect.timeout",
+    "sink.recovery",
+    "topic.create",
+    "topic.partitions",
+    "topic.replication-factor",
+    "properties.group.id",
+    "kafka.fetch.max.bytes",
+    "kafka.bootstrap.servers",
+    "nats.partitioning",
+    "nats.subjects",
+    "nats.partitions",
+    "nats.tls.required",
+    "nats.user",
+    "nats.password",
+    "nats.token",
     "format.value.format",
 ];
 
@@ -45,7 +75,12 @@ fuzz_target!(|data: &[u8]| {
     }
     let columns = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
     for schema in [columns, Arc::new(Schema::empty())] {
-        let _ = KafkaTableOptions::parse(&format!("kafka://127.0.0.1:9/{location}"), schema.clone(), &options);
-        let _ = NatsTableOptions::parse(&format!("nats://127.0.0.1:9/{location}"), schema, &options);
+        let _ = KafkaTableOptions::parse(
+            &format!("kafka://127.0.0.1:9/{location}"),
+            schema.clone(),
+            &options,
+        );
+        let _ =
+            NatsTableOptions::parse(&format!("nats://127.0.0.1:9/{location}"), schema, &options);
     }
 });

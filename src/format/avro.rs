@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BinaryArray, RecordBatch, UInt32Array};
+use arrow::array::{Array, ArrayRef, BinaryArray, RecordBatch};
 use arrow::datatypes::{Fields, Schema, SchemaRef};
 use arrow_avro::reader::{Decoder as ArrowAvroDecoder, ReaderBuilder};
 use arrow_avro::schema::{AvroSchema, Fingerprint, FingerprintAlgorithm, SchemaStore};
@@ -18,8 +18,12 @@ use super::registry::SchemaType;
 use super::{DecodeError, Decoder, Encoder, Framing, SchemaRegistry, Side, confluent};
 use crate::error::{Result, TopicsError};
 
-/// The id plain (unframed) datums are decoded under.
-const PLAIN_ID: u32 = 0;
+/// The id plain (unframed) datums are decoded under: arrow-avro's decoder only reads framed
+/// datums, so each plain one gets this header. An unlikely id, because bytes left over after a
+/// datum that spell a known header are taken for the next datum's (see `ends_in_header`).
+const PLAIN_ID: u32 = 0x7A5C_3E19;
+
+const LEFT_OVER: &str = "bytes left over after the Avro datum";
 
 /// Parses Avro schema JSON given in `option`.
 pub(super) fn parse_schema(text: &[u8], option: &str) -> Result<AvroSchema> {
@@ -231,7 +235,7 @@ pub(super) struct AvroDecoder {
     decoder: Option<ArrowAvroDecoder>,
 }
 
-const PLAIN_PREFIX: [u8; 5] = [0, 0, 0, 0, 0];
+const PLAIN_PREFIX: [u8; 5] = [0, 0x7A, 0x5C, 0x3E, 0x19];
 
 impl AvroDecoder {
     fn build(
@@ -318,14 +322,15 @@ impl AvroDecoder {
         }
         let before = decoder.capacity();
         let used = decoder.decode(body).map_err(|e| e.to_string())?;
-        if decoder.capacity() == before {
+        // arrow-avro's decoder reads on after the datum: bytes left over that look like a
+        // header start another datum, so a message must add exactly one row and use all of
+        // its bytes, and must not end in a header the decoder now waits to complete.
+        let rows = before - decoder.capacity();
+        if rows == 0 {
             return Err("truncated Avro datum".into());
         }
-        if used != body.len() {
-            return Err(format!(
-                "{} bytes left over after the Avro datum",
-                body.len() - used
-            ));
+        if rows > 1 || used != body.len() {
+            return Err(LEFT_OVER.into());
         }
         Ok(())
     }
@@ -339,7 +344,6 @@ impl Decoder for AvroDecoder {
         }
         self.learn_ids(values)?;
         let mut pieces = Vec::new();
-        let mut present = Vec::with_capacity(values.len());
         for i in 0..values.len() {
             if values.is_null(i) {
                 continue;
@@ -364,7 +368,9 @@ impl Decoder for AvroDecoder {
             if let Err(why) = Self::push(decoder, prefix, body, &mut pieces) {
                 return Err(self.fail(i, why));
             }
-            present.push(i);
+            if self.ends_in_header(prefix, body) {
+                return Err(self.fail(i, LEFT_OVER));
+            }
         }
         if let Some(decoder) = self.decoder.as_mut()
             && let Some(batch) = decoder.flush().map_err(|e| avro_error("Avro flush", e))?
@@ -395,23 +401,7 @@ impl Decoder for AvroDecoder {
                 }
             })
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        if present.len() == values.len() {
-            return Ok(columns);
-        }
-        // Tombstones: spread the decoded rows back over their positions.
-        let mut next = 0u32;
-        let positions: UInt32Array = (0..values.len())
-            .map(|i| {
-                values.is_valid(i).then(|| {
-                    next += 1;
-                    next - 1
-                })
-            })
-            .collect();
-        columns
-            .iter()
-            .map(|c| arrow::compute::take(c.as_ref(), &positions, None).map_err(Into::into))
-            .collect()
+        super::spread_over_tombstones(&columns, values)
     }
 }
 
@@ -474,6 +464,28 @@ impl AvroDecoder {
         DecodeError::bad(row, why)
     }
 
+    /// Whether `body` is a datum followed by a header the decoder knows: the decoder then
+    /// took the header as the next datum's and waits for its body, which counting rows and
+    /// bytes cannot tell from a datum that happens to end in those bytes. A fresh decoder
+    /// tells: the datum alone ends where the header starts. Rare (the header must spell a
+    /// known schema id), so the cost of building one does not matter.
+    fn ends_in_header(&self, prefix: &[u8], body: &[u8]) -> bool {
+        let Some(at) = body.len().checked_sub(confluent::HEADER_LEN) else {
+            return false;
+        };
+        let Ok((id, [])) = confluent::split(&body[at..]) else {
+            return false;
+        };
+        if !self.writers.contains_key(&id) {
+            return false;
+        }
+        let Ok(mut fresh) = self.build(&self.writers) else {
+            return false;
+        };
+        let mut pieces = Vec::new();
+        Self::push(&mut fresh, prefix, &body[..at], &mut pieces).is_ok()
+    }
+
     fn reader_fields(&self) -> Fields {
         let mut store = SchemaStore::new_with_type(FingerprintAlgorithm::Id);
         let _ = store.set(Fingerprint::Id(PLAIN_ID), self.reader.clone());
@@ -495,13 +507,9 @@ pub(super) struct AvroEncoder {
 
 impl Encoder for AvroEncoder {
     fn encode(&self, batch: &RecordBatch) -> Result<Vec<Option<Vec<u8>>>> {
-        let indices = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| batch.schema().index_of(f.name()))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let columns = batch.project(&indices)?.columns().to_vec();
+        let columns = super::columns_by_name(batch, &self.schema)?
+            .columns()
+            .to_vec();
         let batch = RecordBatch::try_new(Arc::new(self.schema.clone()), columns)?;
         let mut encoder = WriterBuilder::new(self.schema.clone())
             .build_encoder::<AvroBinaryFormat>()
@@ -521,5 +529,56 @@ impl Encoder for AvroEncoder {
                 Some(out)
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SCHEMA: &str = r#"{"type":"record","name":"R","fields":[{"name":"id","type":"long"},{"name":"x","type":"double"}]}"#;
+
+    fn decoder() -> AvroDecoder {
+        let format = futures::executor::block_on(AvroFormat::resolve(AvroSetup {
+            reader: Some(parse_schema(SCHEMA.as_bytes(), "test").unwrap()),
+            writer: None,
+            declared: Fields::empty(),
+            framing: Framing::None,
+            registry: None,
+            subject: "t-value".into(),
+            side: Side::Value,
+        }))
+        .unwrap();
+        let schema = Arc::new(Schema::new(format.fields().clone()));
+        format.decoder(&schema, 8).unwrap()
+    }
+
+    /// id = 3 (zig-zag 6), x = 0.0 (eight zero bytes).
+    const DATUM: [u8; 9] = [6, 0, 0, 0, 0, 0, 0, 0, 0];
+
+    #[test]
+    fn one_message_is_one_datum() {
+        let mut d = decoder();
+        let good = BinaryArray::from(vec![Some(&DATUM[..]), None, Some(&DATUM[..])]);
+        let cols = d.decode(&good).unwrap();
+        assert_eq!(cols[0].len(), 3);
+        assert_eq!(cols[0].null_count(), 1);
+        let two: Vec<u8> = [&DATUM[..], &PLAIN_PREFIX[..], &DATUM[..]].concat();
+        let tail: Vec<u8> = [&DATUM[..], &PLAIN_PREFIX[..]].concat();
+        for bad in [
+            &two[..],
+            &tail[..],
+            &DATUM[..4],
+            &[6, 0, 0, 0, 0, 0, 0, 0, 0, 7][..],
+        ] {
+            let values = BinaryArray::from(vec![Some(&DATUM[..]), Some(bad), Some(&DATUM[..])]);
+            match d.decode(&values) {
+                Err(DecodeError::Bad { row, .. }) => assert_eq!(row, 1, "{bad:?}"),
+                Err(DecodeError::Failed(e)) => panic!("{e}"),
+                Ok(c) => panic!("{bad:?} decoded into {} rows", c[0].len()),
+            }
+            // The next batch decodes cleanly, one row per message.
+            assert_eq!(d.decode(&good).unwrap()[0].len(), 3);
+        }
     }
 }

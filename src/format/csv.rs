@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use arrow::array::{Array, ArrayRef, BinaryArray, RecordBatch, UInt32Array};
+use arrow::array::{Array, ArrayRef, BinaryArray, RecordBatch};
 use arrow::csv::reader::Decoder as ArrowCsvDecoder;
 use arrow::csv::{ReaderBuilder, WriterBuilder};
 use arrow::datatypes::{Fields, Schema, SchemaRef};
@@ -145,24 +145,7 @@ impl Decoder for CsvDecoder {
                 return Err(DecodeError::bad(row, reason));
             }
         };
-        if present.len() == values.len() {
-            return Ok(batch.columns().to_vec());
-        }
-        // Spread the decoded rows back over their positions, nulls for the tombstones.
-        let mut next = 0u32;
-        let positions: UInt32Array = (0..values.len())
-            .map(|i| {
-                values.is_valid(i).then(|| {
-                    next += 1;
-                    next - 1
-                })
-            })
-            .collect();
-        batch
-            .columns()
-            .iter()
-            .map(|c| arrow::compute::take(c.as_ref(), &positions, None).map_err(Into::into))
-            .collect()
+        super::spread_over_tombstones(batch.columns(), values)
     }
 }
 
@@ -184,13 +167,7 @@ impl CsvEncoder {
 
 impl Encoder for CsvEncoder {
     fn encode(&self, batch: &RecordBatch) -> Result<Vec<Option<Vec<u8>>>> {
-        let indices = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| batch.schema().index_of(f.name()))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let projected = batch.project(&indices)?;
+        let projected = super::columns_by_name(batch, &self.schema)?;
         (0..projected.num_rows())
             .map(|row| {
                 let mut buf = Vec::with_capacity(64);

@@ -122,19 +122,22 @@ impl Decoder for JsonDecoder {
     }
 }
 
-/// Writes each row as one JSON object (optionally behind a Confluent header with id 0, as
-/// JSON payloads carry no schema the registry must resolve).
+/// Writes each row as one JSON object.
 pub(super) struct JsonEncoder {
     schema: SchemaRef,
-    framing: Framing,
 }
 
 impl JsonEncoder {
-    /// An encoder for rows with the columns `fields`.
+    /// An encoder for rows with the columns `fields`. Confluent-framed JSON is read, not
+    /// written: its header names a JSON Schema in the registry, which a table does not have.
     pub(super) fn new(fields: Fields, framing: Framing) -> Result<Self> {
+        if framing == Framing::Confluent {
+            return Err(crate::error::TopicsError::InvalidSchema(
+                "INSERT cannot write JSON in the Confluent wire format (its header names a registered JSON Schema, which the table does not have); write to a table with value.framing 'none'".into(),
+            ));
+        }
         Ok(Self {
             schema: std::sync::Arc::new(Schema::new(fields)),
-            framing,
         })
     }
 }
@@ -145,13 +148,7 @@ impl Encoder for JsonEncoder {
         if self.schema.fields().is_empty() {
             return Ok(vec![Some(b"{}".to_vec()); rows]);
         }
-        let indices = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| batch.schema().index_of(f.name()))
-            .collect::<std::result::Result<Vec<_>, _>>()?;
-        let projected = batch.project(&indices)?;
+        let projected = super::columns_by_name(batch, &self.schema)?;
         let mut buf = Vec::with_capacity(rows * 64);
         {
             let mut writer = arrow::json::LineDelimitedWriter::new(&mut buf);
@@ -161,14 +158,7 @@ impl Encoder for JsonEncoder {
         Ok(buf
             .split(|b| *b == b'\n')
             .take(rows)
-            .map(|line| {
-                let mut out = Vec::with_capacity(line.len() + confluent::HEADER_LEN);
-                if self.framing == Framing::Confluent {
-                    confluent::write_header(0, &mut out);
-                }
-                out.extend_from_slice(line);
-                Some(out)
-            })
+            .map(|line| Some(line.to_vec()))
             .collect())
     }
 }

@@ -283,6 +283,42 @@ pub trait Encoder: Send + Sync {
     fn encode(&self, batch: &RecordBatch) -> Result<Vec<Option<Vec<u8>>>>;
 }
 
+/// Spreads columns decoded from the non-null entries of `bytes` back over every row, with
+/// nulls where `bytes` holds a tombstone (decoders that cannot decode "no bytes" skip them).
+pub(crate) fn spread_over_tombstones(
+    columns: &[ArrayRef],
+    bytes: &BinaryArray,
+) -> std::result::Result<Vec<ArrayRef>, DecodeError> {
+    use arrow::array::Array;
+    if bytes.null_count() == 0 {
+        return Ok(columns.to_vec());
+    }
+    let mut next = 0u32;
+    let positions: arrow::array::UInt32Array = (0..bytes.len())
+        .map(|i| {
+            bytes.is_valid(i).then(|| {
+                next += 1;
+                next - 1
+            })
+        })
+        .collect();
+    columns
+        .iter()
+        .map(|c| arrow::compute::take(c.as_ref(), &positions, None).map_err(Into::into))
+        .collect()
+}
+
+/// The columns of `batch` named by `schema`, in its order (encoders find their columns by
+/// name: the input may hold metadata columns too).
+pub(crate) fn columns_by_name(batch: &RecordBatch, schema: &Schema) -> Result<RecordBatch> {
+    let indices = schema
+        .fields()
+        .iter()
+        .map(|f| batch.schema().index_of(f.name()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok(batch.project(&indices)?)
+}
+
 /// Where a batch of keys or values came from, so decode errors can name the message.
 #[derive(Debug, Clone, Copy)]
 pub struct DecodeContext<'a> {

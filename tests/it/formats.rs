@@ -455,14 +455,15 @@ async fn protobuf_from_a_proto_file_and_from_the_registry() {
         })
         .collect();
     produce(&framed_topic, &framed).await;
-    let ctx = ctx_with(&format!(
+    // A snapshot table: declared again after the INSERT to see what it wrote.
+    let table = format!(
         "CREATE EXTERNAL TABLE t STORED AS KAFKA LOCATION '{}' \
          OPTIONS ('value.format' 'protobuf', 'schema-registry.url' '{}', \
          'value.subject' 'readings-value', 'scan.bounded.mode' 'latest-offset')",
         location(&framed_topic),
         registry.url
-    ))
-    .await;
+    );
+    let ctx = ctx_with(&table).await;
     assert_eq!(
         lines(
             &ctx,
@@ -476,14 +477,7 @@ async fn protobuf_from_a_proto_file_and_from_the_registry() {
         "INSERT INTO t (id, sensor, value) VALUES (77, 'new', 1.5)",
     )
     .await;
-    let ctx = ctx_with(&format!(
-        "CREATE EXTERNAL TABLE t STORED AS KAFKA LOCATION '{}' \
-         OPTIONS ('value.format' 'protobuf', 'schema-registry.url' '{}', \
-         'value.subject' 'readings-value', 'scan.bounded.mode' 'latest-offset')",
-        location(&framed_topic),
-        registry.url
-    ))
-    .await;
+    let ctx = ctx_with(&table).await;
     assert_eq!(
         lines(
             &ctx,
