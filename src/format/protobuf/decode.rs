@@ -390,13 +390,7 @@ impl ProtoDecoder {
         let mut columns = Vec::with_capacity(projected.fields().len());
         let mut expansion = MIN_EXPANSION;
         for f in projected.fields() {
-            let fd = desc.get_field_by_name(f.name()).ok_or_else(|| {
-                format!(
-                    "column '{}': message {} has no field of that name",
-                    f.name(),
-                    desc.full_name()
-                )
-            })?;
+            let fd = field_named(&desc, f.name())?;
             let plan = Planner::new(&desc)
                 .field(&fd)
                 .map_err(|e| format!("column '{}': {e}", f.name()))?;

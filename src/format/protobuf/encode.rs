@@ -485,13 +485,7 @@ pub fn encode_rows(desc: &MessageDescriptor, batch: &RecordBatch) -> Result<Vec<
     let schema = batch.schema();
     let mut columns: Vec<(FieldDescriptor, Enc)> = Vec::with_capacity(batch.num_columns());
     for (f, array) in schema.fields().iter().zip(batch.columns()) {
-        let fd = desc.get_field_by_name(f.name()).ok_or_else(|| {
-            format!(
-                "column '{}': message {} has no field of that name",
-                f.name(),
-                desc.full_name()
-            )
-        })?;
+        let fd = field_named(desc, f.name())?;
         if columns.iter().any(|(c, _)| c.number() == fd.number()) {
             return Err(format!("column '{}' appears more than once", f.name()));
         }

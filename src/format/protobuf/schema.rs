@@ -388,6 +388,16 @@ impl Planner {
     }
 }
 
+/// The field of `desc` that a column named `name` holds.
+pub(super) fn field_named(desc: &MessageDescriptor, name: &str) -> Result<FieldDescriptor, String> {
+    desc.get_field_by_name(name).ok_or_else(|| {
+        format!(
+            "column '{name}': message {} has no field of that name",
+            desc.full_name()
+        )
+    })
+}
+
 /// Arrow fields (all nullable) for the fields of a protobuf message, in declaration order.
 ///
 /// Never loops on recursive types (see the module docs); errors only for schemas that expand
