@@ -643,6 +643,16 @@ async fn insert_encodes_rows_in_every_format() {
             values: "(1, named_struct('k', 7, 'region', 'eu')), (2, NULL)",
         },
         InsertCase {
+            name: "protobuf-key",
+            columns: "(id BIGINT)",
+            options: format!(
+                "'value.format' 'json', 'key.format' 'protobuf', 'key.protobuf.schema-file' '{}'",
+                fixture("key.proto")
+            ),
+            insert: "id, _key",
+            values: "(1, named_struct('site', 'eu', 'shard', 3)), (2, NULL)",
+        },
+        InsertCase {
             name: "avro-declared",
             columns: "(id BIGINT, name VARCHAR)",
             options: "'value.format' 'avro'".into(),
