@@ -94,6 +94,13 @@ fn json_copy_query(dir: &Path, input: &str) -> std::path::PathBuf {
     file
 }
 
+/// The DDL of table `input` over a topic of `{"id": …}` JSON messages.
+fn json_input(topic: &str) -> String {
+    format!(
+        "CREATE EXTERNAL TABLE input (id BIGINT) STORED AS KAFKA LOCATION 'kafka:///{topic}' OPTIONS ('value.format' 'json')"
+    )
+}
+
 /// A child's stdout and stderr, as text.
 fn text_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
@@ -267,12 +274,7 @@ async fn a_second_runner_on_the_same_checkpoint_is_fenced() {
     let topic = create_topic("cq-fence", 1).await;
     produce(&topic, &json_messages(50, 1)).await;
     let dir = tempfile::tempdir().unwrap();
-    let file = json_copy_query(
-        dir.path(),
-        &format!(
-            "CREATE EXTERNAL TABLE input (id BIGINT) STORED AS KAFKA LOCATION 'kafka:///{topic}' OPTIONS ('value.format' 'json')"
-        ),
-    );
+    let file = json_copy_query(dir.path(), &json_input(&topic));
     let checkpoint = dir.path().join("checkpoint");
     let cp = checkpoint.to_str().unwrap();
     // The first runner keeps going (interval trigger); the second one starts beside it.
@@ -325,12 +327,7 @@ async fn available_now_honours_rate_limits_and_new_partitions_are_recorded() {
     let topic = create_topic("cq-avail", 2).await;
     produce(&topic, &json_messages(100, 2)).await;
     let dir = tempfile::tempdir().unwrap();
-    let file = json_copy_query(
-        dir.path(),
-        &format!(
-            "CREATE EXTERNAL TABLE input (id BIGINT) STORED AS KAFKA LOCATION 'kafka:///{topic}' OPTIONS ('value.format' 'json')"
-        ),
-    );
+    let file = json_copy_query(dir.path(), &json_input(&topic));
     let checkpoint = dir.path().join("checkpoint");
     let cp = checkpoint.to_str().unwrap();
     let group = unique_name("cq-group");
@@ -478,12 +475,7 @@ async fn checkpoints_on_s3() {
     let topic = create_topic("cq-s3", 2).await;
     produce(&topic, &json_messages(60, 2)).await;
     let dir = tempfile::tempdir().unwrap();
-    let file = json_copy_query(
-        dir.path(),
-        &format!(
-            "CREATE EXTERNAL TABLE input (id BIGINT) STORED AS KAFKA LOCATION 'kafka:///{topic}' OPTIONS ('value.format' 'json')"
-        ),
-    );
+    let file = json_copy_query(dir.path(), &json_input(&topic));
     let s3 = |extra: &[&str]| {
         run_cmd("s3://dft-checkpoints/queries/copy", &file, extra)
             .env("AWS_ENDPOINT", &moto.endpoint)
