@@ -92,6 +92,8 @@ pub struct SchemaRegistry {
     auth: Option<(String, String)>,
     http: reqwest::Client,
     by_id: RwLock<HashMap<u32, Arc<RegisteredSchema>>>,
+    /// Held while an id is fetched, so partitions meeting the same new id ask once.
+    fetching: tokio::sync::Mutex<()>,
 }
 
 impl SchemaRegistry {
@@ -124,6 +126,7 @@ impl SchemaRegistry {
             auth,
             http,
             by_id: RwLock::new(HashMap::new()),
+            fetching: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -147,6 +150,10 @@ impl SchemaRegistry {
 
     /// The schema with `id`, from the cache or the registry.
     pub async fn by_id(&self, id: u32) -> Result<Arc<RegisteredSchema>> {
+        if let Some(schema) = self.cached(id) {
+            return Ok(schema);
+        }
+        let _one_at_a_time = self.fetching.lock().await;
         if let Some(schema) = self.cached(id) {
             return Ok(schema);
         }
