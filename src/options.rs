@@ -14,7 +14,9 @@ use crate::format::{ErrorPolicy, FormatSpec, Side};
 use crate::secret::{REDACTED, is_secret_key};
 use crate::sink::Recovery;
 use crate::source::kafka::{KafkaConfig, TopicCreation};
-use crate::source::nats::{NatsConfig, NatsPartitioning, parse_nats_location};
+use crate::source::nats::{
+    NatsConfig, NatsPartitioning, QueueStart, WorkQueueConfig, parse_nats_location,
+};
 
 /// One documented table option: its key, accepted values, default and meaning.
 #[derive(Debug, Clone, Copy)]
@@ -272,6 +274,36 @@ pub const NATS_OPTIONS: &[OptionDoc] = &[
         values: "number of streams",
         default: "",
         meaning: "With nats.partitioning = streams: how many streams <name>-0 … <name>-<n-1> there are.",
+    },
+    OptionDoc {
+        key: "nats.mode",
+        values: "ordered | work-queue",
+        default: "ordered",
+        meaning: "ordered: each partition is read by its own ephemeral ordered consumer from the offsets the scan planned, so reads are repeatable and continuous queries exactly-once. work-queue: the table's readers pull from one durable consumer (nats.work-queue.consumer) shared with every process naming it, and acknowledge each message once used: at-least-once, no offset pushdown.",
+    },
+    OptionDoc {
+        key: "nats.work-queue.consumer",
+        values: "durable consumer name (letters, digits, '-', '_')",
+        default: "",
+        meaning: "With nats.mode = work-queue: the durable pull consumer, created when missing (starting where scan.startup.mode says: earliest, latest or timestamp). An existing one must pull, ack explicitly and filter on the table's subjects.",
+    },
+    OptionDoc {
+        key: "nats.work-queue.readers",
+        values: "1 to 256",
+        default: "1",
+        meaning: "Parallel readers of the consumer, one output partition each (`_partition` is the reader).",
+    },
+    OptionDoc {
+        key: "nats.work-queue.ack-wait",
+        values: "duration such as 30s, 5m",
+        default: "30s",
+        meaning: "How long the server waits for a message's acknowledgement before delivering it again; a micro-batch must commit within it. Used when the consumer is created.",
+    },
+    OptionDoc {
+        key: "nats.work-queue.max-ack-pending",
+        values: "number",
+        default: "65536",
+        meaning: "Most messages delivered but not yet acknowledged, over all readers: the most one micro-batch reads. Used when the consumer is created.",
     },
     OptionDoc {
         key: "nats.tls.required",
@@ -563,8 +595,24 @@ impl NatsTableOptions {
         let mut subjects: Option<String> = None;
         let mut count: Option<u32> = None;
         let mut create = false;
+        let mut mode: Option<String> = None;
+        let mut queue = WorkQueueConfig::new(String::new());
+        let mut queue_key: Option<String> = None;
         let scan = parse_scan_options(&value_schema, options, NATS_OPTIONS, &mut |key, value| {
+            if key.starts_with("nats.work-queue.") {
+                queue_key.get_or_insert_with(|| key.to_string());
+            }
             match key {
+                "nats.mode" => mode = Some(value.trim().to_ascii_lowercase()),
+                "nats.work-queue.consumer" => {
+                    queue.consumer = non_empty(key, value)?;
+                    check_consumer_name(key, &queue.consumer)?;
+                }
+                "nats.work-queue.readers" => queue.readers = parse_count(key, value, 256)? as u32,
+                "nats.work-queue.ack-wait" => queue.ack_wait = parse_duration(key, value)?,
+                "nats.work-queue.max-ack-pending" => {
+                    queue.max_ack_pending = i64::from(parse_count(key, value, i32::MAX)?)
+                }
                 "topic.create" => create = parse_bool(key, value)?,
                 "connect.timeout" => nats.timeout = parse_duration(key, value)?,
                 "nats.partitioning" => mapping = Some(value.to_ascii_lowercase()),
@@ -649,12 +697,94 @@ impl NatsTableOptions {
                 ));
             }
         };
+        nats.work_queue = match mode.as_deref().unwrap_or("ordered") {
+            "ordered" => {
+                if let Some(key) = queue_key {
+                    return Err(TopicsError::OptionConflict {
+                        key,
+                        reason: "applies with 'nats.mode' = 'work-queue'".into(),
+                    });
+                }
+                None
+            }
+            "work-queue" => Some(work_queue_settings(queue, &nats.partitioning, &scan)?),
+            other => {
+                return Err(invalid(
+                    "nats.mode",
+                    other,
+                    "expected ordered or work-queue",
+                ));
+            }
+        };
         Ok(Self {
             nats,
             scan,
             value_schema,
             create,
         })
+    }
+}
+
+/// Completes the work-queue settings from the partition mapping and the scan's start and end.
+fn work_queue_settings(
+    mut queue: WorkQueueConfig,
+    partitioning: &NatsPartitioning,
+    scan: &ScanOptions,
+) -> Result<WorkQueueConfig> {
+    if queue.consumer.is_empty() {
+        return Err(missing(
+            "nats.work-queue.consumer",
+            "nats.mode",
+            "work-queue",
+        ));
+    }
+    if matches!(partitioning, NatsPartitioning::Streams(_)) {
+        return Err(TopicsError::OptionConflict {
+            key: "nats.partitioning".into(),
+            reason: "a work queue reads one stream through one consumer;                      'streams' names several streams"
+                .into(),
+        });
+    }
+    queue.start = match &scan.startup {
+        StartupMode::Earliest => QueueStart::All,
+        StartupMode::Latest => QueueStart::New,
+        StartupMode::Timestamp(ms) => QueueStart::Time(*ms),
+        StartupMode::GroupOffsets | StartupMode::SpecificOffsets(_) => {
+            return Err(invalid(
+                "scan.startup.mode",
+                "specific-offsets",
+                "a work queue starts where its consumer is: use earliest, latest or timestamp \
+                 (they apply when the consumer is created)",
+            ));
+        }
+    };
+    if !matches!(
+        scan.bounded,
+        BoundedMode::Unbounded | BoundedMode::LatestOffset
+    ) {
+        return Err(invalid(
+            "scan.bounded.mode",
+            "timestamp or specific-offsets",
+            "a work queue has no offsets to end at: use unbounded, or latest-offset to read \
+             what is pending and stop",
+        ));
+    }
+    Ok(queue)
+}
+
+/// NATS consumer names: letters, digits, '-' and '_'.
+fn check_consumer_name(key: &str, name: &str) -> Result<()> {
+    if name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
+    {
+        Ok(())
+    } else {
+        Err(invalid(
+            key,
+            name,
+            "a consumer name holds letters, digits, '-' and '_'",
+        ))
     }
 }
 

@@ -7,7 +7,7 @@ use std::fmt;
 use datafusion::logical_expr::Expr;
 
 use crate::error::Result;
-use crate::options::ScanOptions;
+use crate::options::{BoundedMode, ScanOptions};
 use crate::positions::resolve_ranges;
 use crate::pushdown::{Interval, analyze_all};
 use crate::source::{OffsetRange, Source};
@@ -120,4 +120,26 @@ pub async fn plan_scan(
         });
     }
     Ok(scans)
+}
+
+/// Plans a scan of a work-queue source: one partition per reader, each draining the queue
+/// (bounded scans) or following it (unbounded ones). Filters are not pushed down.
+pub async fn plan_work_queue_scan(
+    source: &dyn Source,
+    options: &ScanOptions,
+) -> Result<Vec<PartitionScan>> {
+    let range = match options.bounded {
+        BoundedMode::Unbounded => OffsetRange::open(0),
+        _ => OffsetRange::drain(),
+    };
+    Ok(source
+        .partitions()
+        .await?
+        .into_iter()
+        .map(|partition| PartitionScan {
+            partition,
+            ranges: vec![range],
+            skipped: 0,
+        })
+        .collect())
 }

@@ -16,15 +16,15 @@ use crate::error::Result;
 use crate::exec::TopicScanExec;
 use crate::format::{ErrorPolicy, SchemaRegistry, Side, TableFormats};
 use crate::options::{BoundedMode, KafkaTableOptions, NatsTableOptions, ScanOptions, StartupMode};
-use crate::planner::{TimestampOrder, plan_scan};
+use crate::planner::{TimestampOrder, plan_scan, plan_work_queue_scan};
 use crate::pushdown::analyze;
 use crate::schema::{
     DEAD_LETTER_METADATA, KAFKA_METADATA, MetadataColumn, NATS_METADATA, TableSchema,
 };
 use crate::sink::{DeadLetters, KafkaWriter, MessageWriter, NatsWriter, RowEncoder, TopicSink};
-use crate::source::Source;
 use crate::source::kafka::KafkaSource;
-use crate::source::nats::NatsSource;
+use crate::source::nats::{NatsSource, NatsWorkQueue};
+use crate::source::{DeferredAcks, Source};
 
 /// A Kafka topic or NATS JetStream stream as a DataFusion table.
 ///
@@ -118,7 +118,11 @@ impl StreamingTableProvider {
             let writer: Arc<dyn MessageWriter> = Arc::clone(&writer) as _;
             Arc::new(DeadLetters::new(writer, Some(subject.clone())))
         });
-        let source: Arc<dyn Source> = Arc::new(NatsSource::new(options.nats));
+        let source: Arc<dyn Source> = if options.nats.work_queue.is_some() {
+            Arc::new(NatsWorkQueue::new(NatsSource::new(options.nats))?)
+        } else {
+            Arc::new(NatsSource::new(options.nats))
+        };
         source.partitions().await?;
         let ordered = source.timestamps_ordered().await?;
         let mut table = Self::try_new(source, options.scan, options.value_schema, NATS_METADATA)
@@ -145,6 +149,21 @@ impl StreamingTableProvider {
             BoundedMode::SpecificOffsets(ranges.iter().map(|(p, r)| (*p, r.1)).collect());
         table.scan.only_partitions = Some(ranges.keys().copied().collect());
         table
+    }
+
+    /// One micro-batch of a work-queue table: each reader drains what is pending (at most
+    /// `max_messages` each) and keeps the acknowledgements in `acks` for after the commit.
+    /// `None` for tables read by offset ranges.
+    pub fn work_queue_batch(
+        &self,
+        acks: Arc<DeferredAcks>,
+        max_messages: Option<u64>,
+    ) -> Option<Self> {
+        let queue = self.source.work_queue()?;
+        let mut table = self.clone();
+        table.source = queue.deferring_acks(acks, max_messages);
+        table.scan.bounded = BoundedMode::LatestOffset;
+        Some(table)
     }
 
     /// The writer behind `INSERT INTO`, if the table has one.
@@ -192,6 +211,13 @@ impl TableProvider for StreamingTableProvider {
         &self,
         filters: &[&Expr],
     ) -> DFResult<Vec<TableProviderFilterPushDown>> {
+        if self.source.work_queue().is_some() {
+            // A work queue has no offsets to narrow: every filter runs on the rows read.
+            return Ok(vec![
+                TableProviderFilterPushDown::Unsupported;
+                filters.len()
+            ]);
+        }
         Ok(filters
             .iter()
             .map(|f| {
@@ -215,7 +241,11 @@ impl TableProvider for StreamingTableProvider {
         limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
         let projection = self.schema.project(projection)?;
-        let scans = plan_scan(self.source.as_ref(), &self.scan, filters, self.timestamps).await?;
+        let scans = if self.source.work_queue().is_some() {
+            plan_work_queue_scan(self.source.as_ref(), &self.scan).await?
+        } else {
+            plan_scan(self.source.as_ref(), &self.scan, filters, self.timestamps).await?
+        };
         let exec = TopicScanExec::new(
             Arc::clone(&self.source),
             self.formats.clone(),

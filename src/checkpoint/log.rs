@@ -269,6 +269,7 @@ mod tests {
                 topic: "orders".into(),
                 partitions,
                 skipped: BTreeMap::new(),
+                work_queue: None,
             },
         );
         OffsetsRecord {

@@ -6,4 +6,6 @@ pub mod records;
 pub mod store;
 
 pub use log::{CheckpointLog, new_id, now_ms};
-pub use records::{CommitRecord, Metadata, OffsetsRecord, Range, SinkMarks, SourceRanges};
+pub use records::{
+    CommitRecord, Metadata, OffsetsRecord, QueueRead, Range, SinkMarks, SourceRanges,
+};

@@ -62,6 +62,24 @@ pub struct SourceRanges {
     /// `scan.fail-on-data-loss` = false).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub skipped: BTreeMap<i32, i64>,
+    /// For a work-queue table (read through a durable consumer, not by ranges): what the
+    /// batch pulls. `partitions` is then empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub work_queue: Option<QueueRead>,
+}
+
+/// What one batch pulls from a work queue: whatever is pending when it runs, capped per reader.
+/// A replay cannot read the same messages again (they went back to the queue), so such a
+/// batch is abandoned on restart and its messages are read by a later one: at-least-once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueRead {
+    /// The durable consumer.
+    pub consumer: String,
+    /// Messages pending when the batch was planned.
+    pub pending: u64,
+    /// At most this many messages per reader.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_messages: Option<u64>,
 }
 
 /// A half-open offset range.
@@ -101,4 +119,9 @@ pub struct CommitRecord {
     pub already_written: u64,
     /// When it was committed (ms since the epoch).
     pub committed_ms: i64,
+    /// True when the batch read a work queue and was interrupted before its commit: it is
+    /// not replayed, its messages return to the queue, and the next batch re-reads its
+    /// offset ranges (so rows it already wrote may be written again).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub abandoned: bool,
 }

@@ -26,6 +26,21 @@ pub struct PartitionPlan {
     pub skipped: i64,
 }
 
+/// The most messages one partition (or work-queue reader) reads per batch under `limits`,
+/// given the average message size seen so far (`None` before any was read); at least one.
+pub fn messages_cap(limits: Limits, avg_message_bytes: Option<f64>) -> Option<u64> {
+    let by_bytes = limits.max_bytes.map(|bytes| {
+        // Before any message was read, guess 1 KiB per message.
+        let avg = avg_message_bytes.filter(|a| *a > 0.0).unwrap_or(1024.0);
+        ((bytes as f64 / avg).floor() as u64).max(1)
+    });
+    let by_records = limits.max_records.map(|n| n.max(1));
+    match (by_records, by_bytes) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Where partition `partition` of `topic` reads next, from `from` (the previous batch's end
 /// or the start position), given its watermarks now, an optional end `cap` (available-now),
 /// the limits, and the average message size seen so far (`None` before any was read).
@@ -74,14 +89,8 @@ pub fn plan_partition(
     if let Some(cap) = cap {
         end = end.min(cap.max(start));
     }
-    if let Some(n) = limits.max_records {
-        end = end.min(start.saturating_add(n.max(1) as i64));
-    }
-    if let Some(bytes) = limits.max_bytes {
-        // Before any message was read, guess 1 KiB per message.
-        let avg = avg_message_bytes.filter(|a| *a > 0.0).unwrap_or(1024.0);
-        let n = ((bytes as f64 / avg).floor() as i64).max(1);
-        end = end.min(start.saturating_add(n));
+    if let Some(n) = messages_cap(limits, avg_message_bytes) {
+        end = end.min(start.saturating_add(n.min(i64::MAX as u64) as i64));
     }
     Ok(PartitionPlan {
         start,

@@ -21,8 +21,8 @@ use datafusion::sql::parser::{DFParser, Statement};
 use super::batch_plan::{Limits, plan_partition};
 use super::trigger::Trigger;
 use crate::checkpoint::{
-    CheckpointLog, CommitRecord, Metadata, OffsetsRecord, Range, SourceRanges, new_id, now_ms,
-    records,
+    CheckpointLog, CommitRecord, Metadata, OffsetsRecord, QueueRead, Range, SourceRanges, new_id,
+    now_ms, records,
 };
 use crate::error::{Result, TopicsError};
 use crate::exec::TopicScanExec;
@@ -31,6 +31,7 @@ use crate::positions::resolve_ranges;
 use crate::provider::StreamingTableProvider;
 use crate::sink::files::FileFormat;
 use crate::sink::{BatchSink, FileBatchSink, RowEncoder, TopicBatchSink};
+use crate::source::DeferredAcks;
 
 /// How a continuous query runs.
 #[derive(Debug, Clone)]
@@ -61,8 +62,11 @@ pub struct BatchProgress {
     pub rows: u64,
     /// Rows an interrupted earlier attempt had already written.
     pub already_written: u64,
-    /// Offsets still behind the high watermarks when the batch was planned.
+    /// Offsets still behind the high watermarks when the batch was planned (for work queues,
+    /// the messages pending).
     pub lag: i64,
+    /// Messages each work-queue table delivered to the batch (acknowledged after its commit).
+    pub queue_reads: BTreeMap<String, u64>,
     /// Time the batch took.
     pub elapsed: Duration,
 }
@@ -74,6 +78,11 @@ impl fmt::Display for BatchProgress {
             f.write_str(" (replay)")?;
         }
         for (table, s) in &self.sources {
+            if let Some(q) = &s.work_queue {
+                let read = self.queue_reads.get(table).copied().unwrap_or(0);
+                write!(f, " {table}[queue {}: {read} read]", q.consumer)?;
+                continue;
+            }
             write!(f, " {table}[")?;
             for (i, (p, r)) in s.partitions.iter().enumerate() {
                 if i > 0 {
@@ -194,18 +203,35 @@ impl ContinuousQuery {
                     url: log.url().to_string(),
                     detail: format!("offsets of batch {last} vanished while being read"),
                 })?;
-            if log.commit(last).await?.is_none() {
-                let (done_batch, _) = self
-                    .execute(&log, &meta, &runner, &record, true, 0, options)
-                    .await?;
-                done += 1;
-                progress(&done_batch);
-            }
             ends = ends_of(&record);
+            if log.commit(last).await?.is_none() {
+                if record.sources.values().any(|s| s.work_queue.is_some()) {
+                    // Its messages went back to the queue: a replay cannot read them again.
+                    // The next batch re-reads its offset ranges instead.
+                    log::warn!(
+                        "batch {last} read a work queue and was interrupted: abandoning it; \
+                         its messages are redelivered and its ranges read again (at-least-once)"
+                    );
+                    log.write_commit(&commit_record(&record, &runner, Default::default(), true))
+                        .await?;
+                    ends = starts_of(&record);
+                } else {
+                    let (done_batch, _) = self
+                        .execute(&log, &meta, &runner, &record, true, 0, options)
+                        .await?;
+                    done += 1;
+                    progress(&done_batch);
+                }
+            }
             next = last + 1;
         }
         let caps = match options.trigger {
             Trigger::AvailableNow => Some(self.high_watermarks().await?),
+            Trigger::Interval(_) => None,
+        };
+        // Available-now reads of a work queue stop after what was pending at the start.
+        let mut queue_left = match options.trigger {
+            Trigger::AvailableNow => Some(self.queue_pending().await?),
             Trigger::Interval(_) => None,
         };
         loop {
@@ -214,11 +240,21 @@ impl ContinuousQuery {
             }
             let started = Instant::now();
             let (sources, lag) = self
-                .plan_next(&ends, caps.as_ref(), options.limits, &avg_bytes)
+                .plan_next(
+                    &ends,
+                    caps.as_ref(),
+                    queue_left.as_ref(),
+                    options.limits,
+                    &avg_bytes,
+                )
                 .await?;
-            let has_data = sources
+            let ranges_have_data = sources
                 .values()
                 .any(|s| s.partitions.values().any(|r| r.end > r.start));
+            let has_data = ranges_have_data
+                || sources
+                    .values()
+                    .any(|s| s.work_queue.as_ref().is_some_and(|q| q.pending > 0));
             let skipped_any = sources.values().any(|s| !s.skipped.is_empty());
             if !has_data && !skipped_any {
                 match options.trigger {
@@ -245,10 +281,27 @@ impl ContinuousQuery {
             // A planned batch's time includes its planning.
             done_batch.elapsed = started.elapsed();
             avg_bytes.extend(bytes);
+            if let Some(left) = &mut queue_left {
+                for (table, read) in &done_batch.queue_reads {
+                    if let Some(n) = left.get_mut(table) {
+                        *n = n.saturating_sub(*read);
+                    }
+                }
+            }
             done += 1;
             progress(&done_batch);
             ends = ends_of(&record);
             next += 1;
+            // Unacknowledged messages count as pending, but those another reader holds (or
+            // whose ack wait has not passed) cannot be read now: available-now stops when a
+            // batch of only work queues found nothing.
+            let queues_read: u64 = done_batch.queue_reads.values().sum();
+            if matches!(options.trigger, Trigger::AvailableNow)
+                && !ranges_have_data
+                && queues_read == 0
+            {
+                return Ok(done);
+            }
             if let Trigger::Interval(every) = options.trigger {
                 let wait = every.saturating_sub(started.elapsed());
                 if !wait.is_zero() {
@@ -286,17 +339,20 @@ impl ContinuousQuery {
         options: &RunOptions,
     ) -> Result<(BatchProgress, BTreeMap<String, f64>)> {
         let started = Instant::now();
-        let (written, bytes) = self.run_batch(meta, record, replay).await?;
-        log.write_commit(&CommitRecord {
-            format: records::FORMAT.into(),
-            version: records::VERSION,
-            batch: record.batch,
-            runner: runner.to_string(),
-            rows: written.rows,
-            already_written: written.already_written,
-            committed_ms: now_ms(),
-        })
-        .await?;
+        let (written, bytes, acks) = self.run_batch(meta, record, replay).await?;
+        log.write_commit(&commit_record(record, runner, written, false))
+            .await?;
+        // Only now may the work queues forget the messages: a failure here redelivers them.
+        let mut queue_reads = BTreeMap::new();
+        for (table, acks) in acks {
+            queue_reads.insert(table.clone(), acks.messages());
+            if let Err(e) = acks.send_all().await {
+                log::warn!(
+                    "batch {}: {e}; the queue delivers those messages again",
+                    record.batch
+                );
+            }
+        }
         if let Some(group) = &options.commit_group {
             self.commit_to_group(group, record).await;
         }
@@ -307,6 +363,7 @@ impl ContinuousQuery {
             rows: written.rows,
             already_written: written.already_written,
             lag,
+            queue_reads,
             elapsed: started.elapsed(),
         };
         Ok((progress, bytes))
@@ -317,6 +374,9 @@ impl ContinuousQuery {
         let mut out = BTreeMap::new();
         for s in &self.sources {
             let source = s.table.source();
+            if source.work_queue().is_some() {
+                continue;
+            }
             let partitions = source.partitions().await?;
             let marks = source.watermarks(&partitions).await?;
             out.insert(
@@ -331,11 +391,23 @@ impl ContinuousQuery {
         Ok(out)
     }
 
+    /// Messages pending in each work-queue table now.
+    async fn queue_pending(&self) -> Result<BTreeMap<String, u64>> {
+        let mut out = BTreeMap::new();
+        for s in &self.sources {
+            if let Some(queue) = s.table.source().work_queue() {
+                out.insert(s.name.to_string(), queue.pending().await?);
+            }
+        }
+        Ok(out)
+    }
+
     /// Plans the next batch's ranges; returns them and the lag they leave.
     async fn plan_next(
         &self,
         ends: &BTreeMap<String, BTreeMap<i32, i64>>,
         caps: Option<&BTreeMap<String, BTreeMap<i32, i64>>>,
+        queue_left: Option<&BTreeMap<String, u64>>,
         limits: Limits,
         avg_bytes: &BTreeMap<String, f64>,
     ) -> Result<(BTreeMap<String, SourceRanges>, i64)> {
@@ -344,6 +416,31 @@ impl ContinuousQuery {
         for s in &self.sources {
             let name = s.name.to_string();
             let source = s.table.source();
+            // Message sizes are measured per topic (the scans know topics, not table names).
+            let avg = avg_bytes.get(source.topic()).copied();
+            if let Some(queue) = source.work_queue() {
+                let mut pending = queue.pending().await?;
+                lag += pending as i64;
+                if let Some(left) = queue_left.and_then(|l| l.get(&name)) {
+                    pending = pending.min(*left);
+                }
+                let cap = super::batch_plan::messages_cap(limits, avg);
+                out.insert(
+                    name,
+                    SourceRanges {
+                        kind: source.kind().to_string(),
+                        topic: source.topic().to_string(),
+                        partitions: BTreeMap::new(),
+                        skipped: BTreeMap::new(),
+                        work_queue: Some(QueueRead {
+                            consumer: queue.cursor().to_string(),
+                            pending,
+                            max_messages: cap,
+                        }),
+                    },
+                );
+                continue;
+            }
             let scan = s.table.scan_options();
             let partitions = source.partitions().await?;
             let marks = source.watermarks(&partitions).await?;
@@ -371,6 +468,7 @@ impl ContinuousQuery {
                 topic: source.topic().to_string(),
                 partitions: BTreeMap::new(),
                 skipped: BTreeMap::new(),
+                work_queue: None,
             };
             for (p, w) in partitions.iter().zip(&marks) {
                 // Partitions created after an available-now run started are not read.
@@ -387,7 +485,7 @@ impl ContinuousQuery {
                     *w,
                     cap,
                     limits,
-                    avg_bytes.get(&name).copied(),
+                    avg,
                     scan.fail_on_data_loss,
                 )?;
                 lag += w.high - plan.end;
@@ -407,31 +505,59 @@ impl ContinuousQuery {
         Ok((out, lag))
     }
 
-    /// Runs one batch over exactly `record`'s ranges into the sink; returns what was written
-    /// and the average message size read per source table.
+    /// Runs one batch over exactly `record`'s ranges into the sink; returns what was written,
+    /// the average message size read per source topic, and the acknowledgements each
+    /// work-queue table keeps for after the commit.
     async fn run_batch(
         &self,
         meta: &Metadata,
         record: &OffsetsRecord,
         replay: bool,
-    ) -> Result<(crate::sink::BatchWritten, BTreeMap<String, f64>), TopicsError> {
+    ) -> Result<
+        (
+            crate::sink::BatchWritten,
+            BTreeMap<String, f64>,
+            BTreeMap<String, Arc<DeferredAcks>>,
+        ),
+        TopicsError,
+    > {
         let df_err = |e: DataFusionError| TopicsError::Sink {
             target: self.sink.describe(),
             detail: format!("batch {}: {e}", record.batch),
         };
+        let mut acks = BTreeMap::new();
         for s in &self.sources {
             let name = s.name.to_string();
-            let ranges: BTreeMap<i32, (i64, i64)> = record
-                .sources
-                .get(&name)
-                .map(|r| {
-                    r.partitions
-                        .iter()
-                        .map(|(p, r)| (*p, (r.start, r.end)))
-                        .collect()
-                })
-                .unwrap_or_default();
-            let bounded: Arc<dyn TableProvider> = Arc::new(s.table.bounded_to(&ranges));
+            let planned = record.sources.get(&name);
+            let bounded: Arc<dyn TableProvider> = match planned.and_then(|r| r.work_queue.as_ref())
+            {
+                Some(queue) => {
+                    let deferred = Arc::new(DeferredAcks::new());
+                    let table = s
+                        .table
+                        .work_queue_batch(Arc::clone(&deferred), queue.max_messages)
+                        .ok_or_else(|| {
+                            plan_error(format!(
+                                "batch {} read table {name} as a work queue, but it no \
+                                     longer is one",
+                                record.batch
+                            ))
+                        })?;
+                    acks.insert(name.clone(), deferred);
+                    Arc::new(table)
+                }
+                None => {
+                    let ranges: BTreeMap<i32, (i64, i64)> = planned
+                        .map(|r| {
+                            r.partitions
+                                .iter()
+                                .map(|(p, r)| (*p, (r.start, r.end)))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    Arc::new(s.table.bounded_to(&ranges))
+                }
+            };
             self.ctx.deregister_table(s.name.clone()).map_err(df_err)?;
             self.ctx
                 .register_table(s.name.clone(), bounded)
@@ -460,8 +586,42 @@ impl ContinuousQuery {
             .sink
             .write_batch(&meta.query_id, record.batch, &record.sink, replay, stream)
             .await?;
-        Ok((written, average_message_bytes(&physical)))
+        Ok((written, average_message_bytes(&physical), acks))
     }
+}
+
+/// The commit record of `record`'s batch.
+fn commit_record(
+    record: &OffsetsRecord,
+    runner: &str,
+    written: crate::sink::BatchWritten,
+    abandoned: bool,
+) -> CommitRecord {
+    CommitRecord {
+        format: records::FORMAT.into(),
+        version: records::VERSION,
+        batch: record.batch,
+        runner: runner.to_string(),
+        rows: written.rows,
+        already_written: written.already_written,
+        committed_ms: now_ms(),
+        abandoned,
+    }
+}
+
+/// Where each source partition's range in `record` starts: an abandoned batch's ranges are
+/// read again from there.
+fn starts_of(record: &OffsetsRecord) -> BTreeMap<String, BTreeMap<i32, i64>> {
+    record
+        .sources
+        .iter()
+        .map(|(t, s)| {
+            (
+                t.clone(),
+                s.partitions.iter().map(|(p, r)| (*p, r.start)).collect(),
+            )
+        })
+        .collect()
 }
 
 /// Where each source partition's range in `record` ends: the next batch starts there.

@@ -9,6 +9,7 @@ pub mod kafka;
 pub mod nats;
 mod raw_batch;
 mod reader_task;
+mod work_queue;
 
 use std::fmt::{self, Debug, Display};
 
@@ -20,6 +21,7 @@ use crate::error::{Result, TopicsError};
 pub use raw_batch::{ColumnNeeds, RawBatch, RawBatchBuilder, headers_data_type};
 pub use reader_task::running_readers;
 pub(crate) use reader_task::{RunningGuard, batch_channel, receiver_stream};
+pub use work_queue::{AckSender, DeferredAcks, WorkQueue};
 
 /// A half-open range of offsets `[start, end)` in one partition; `end = None` follows the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -44,6 +46,12 @@ impl OffsetRange {
         Self { start, end: None }
     }
 
+    /// For work-queue sources: read until nothing is pending (a bounded read of a queue,
+    /// which has no offsets to end at).
+    pub fn drain() -> Self {
+        Self::closed(0, i64::MAX)
+    }
+
     /// True when the range is closed and holds no offset.
     pub fn is_empty(&self) -> bool {
         matches!(self.end, Some(end) if end <= self.start)
@@ -53,6 +61,7 @@ impl OffsetRange {
 impl Display for OffsetRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.end {
+            Some(i64::MAX) => f.write_str("until drained"),
             Some(end) => write!(f, "[{}, {})", self.start, end),
             None => write!(f, "[{}, ∞)", self.start),
         }
@@ -143,6 +152,12 @@ pub trait Source: Debug + Display + Send + Sync {
             action: format!("committing offsets of '{}'", self.topic()),
             detail: "this source has no consumer groups".into(),
         })
+    }
+
+    /// The shared cursor behind this source when it is read as a work queue (its partitions
+    /// are then readers, not offset ranges); `None` for sources read by offset ranges.
+    fn work_queue(&self) -> Option<&dyn WorkQueue> {
+        None
     }
 
     /// Reads `range` of `partition`. A closed range ends after its last offset; an open range

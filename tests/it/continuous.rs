@@ -86,7 +86,7 @@ fn json_copy_query(dir: &Path, input: &str) -> std::path::PathBuf {
         format!(
             "{input};
              CREATE EXTERNAL TABLE output (id BIGINT) STORED AS JSON LOCATION '{}/';
-             INSERT INTO output SELECT id FROM input;",
+             INSERT INTO output (id) SELECT id FROM input;",
             out_dir.display()
         ),
     )
@@ -266,6 +266,87 @@ async fn file_sink_is_exactly_once_across_kills() {
             .iter()
             .all(|n| n.starts_with("part-") && n.ends_with(".parquet")),
         "{names:?}"
+    );
+}
+
+/// A NATS work queue is at-least-once: across kills every message reaches the sink, and the
+/// messages of an interrupted batch may reach it twice (they return to the queue).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_queue_input_is_at_least_once_across_kills() {
+    let _serial = SERIAL.lock().await;
+    let seed = seed();
+    let js = crate::harness::jetstream().await;
+    let stream = crate::harness::create_stream(&js, "CQWQ", &["in"]).await;
+    let ids = (0..INPUT).map(|i| format!("{{\"id\": {i}}}").into_bytes());
+    crate::harness::publish_all(&js, &format!("{stream}.in"), ids).await;
+    let dir = tempfile::tempdir().unwrap();
+    let input = format!(
+        "CREATE EXTERNAL TABLE input (id BIGINT) STORED AS NATS LOCATION 'nats:///{stream}'
+           OPTIONS ('value.format' 'json', 'nats.mode' 'work-queue',
+                    'nats.work-queue.consumer' 'copy', 'nats.work-queue.readers' '2',
+                    'nats.work-queue.ack-wait' '2s', 'nats.work-queue.max-ack-pending' '250')"
+    );
+    let file = json_copy_query(dir.path(), &input);
+    let checkpoint = dir.path().join("checkpoint");
+    let cp = checkpoint.to_str().unwrap();
+    let landed = run_with_kills(cp, &file, 4, seed);
+    assert!(
+        landed >= 2,
+        "seed {seed}: only {landed} kills hit a running query"
+    );
+    // Messages the last killed run held return after the ack wait; one more run reads them.
+    std::thread::sleep(Duration::from_secs(3));
+    let out = run_cmd(cp, &file, &["--trigger", "once", "-q"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "seed {seed}: {}", text_of(&out));
+
+    let ctx = session_context();
+    sql(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE written (id BIGINT) STORED AS JSON LOCATION '{}/out/'",
+            dir.path().display()
+        ),
+    )
+    .await;
+    let ids = ids_of(&sql(&ctx, "SELECT id FROM written").await);
+    let mut counts: BTreeMap<i64, u32> = BTreeMap::new();
+    for id in &ids {
+        *counts.entry(*id).or_default() += 1;
+    }
+    let missing: Vec<i64> = (0..INPUT as i64)
+        .filter(|i| !counts.contains_key(i))
+        .take(5)
+        .collect();
+    assert!(
+        missing.is_empty() && counts.len() == INPUT,
+        "seed {seed}: missing {missing:?}"
+    );
+    let abandoned = std::fs::read_dir(checkpoint.join("commits"))
+        .unwrap()
+        .filter(|e| {
+            std::fs::read_to_string(e.as_ref().unwrap().path())
+                .unwrap()
+                .contains("\"abandoned\": true")
+        })
+        .count();
+    eprintln!(
+        "seed {seed}: {landed} kills landed, {abandoned} batches abandoned, {} duplicates",
+        ids.len() - INPUT
+    );
+    let js = crate::harness::jetstream().await;
+    let info = js
+        .get_stream(&stream)
+        .await
+        .unwrap()
+        .consumer_info("copy")
+        .await
+        .unwrap();
+    assert_eq!(
+        (info.num_pending, info.num_ack_pending),
+        (0, 0),
+        "seed {seed}"
     );
 }
 

@@ -365,6 +365,31 @@ pub async fn publish(
         .sequence
 }
 
+/// Publishes every payload to `subject`, keeping at most 1000 acknowledgements in flight
+/// (async-nats blocks a publish beyond 5000 pending ones).
+pub async fn publish_all(
+    js: &async_nats::jetstream::Context,
+    subject: &str,
+    payloads: impl IntoIterator<Item = Vec<u8>>,
+) {
+    let mut acks = Vec::with_capacity(1000);
+    for payload in payloads {
+        acks.push(
+            js.publish(subject.to_string(), payload.into())
+                .await
+                .expect("publish"),
+        );
+        if acks.len() == 1000 {
+            for ack in acks.drain(..) {
+                ack.await.expect("publish ack");
+            }
+        }
+    }
+    for ack in acks {
+        ack.await.expect("publish ack");
+    }
+}
+
 /// The `nats://` location of a stream on the test server.
 pub fn nats_location(stream: &str) -> String {
     format!("{}/{stream}", brokers().nats)

@@ -11,6 +11,7 @@ mod kafka_errors;
 mod kafka_scan;
 mod kafka_start_positions;
 mod nats;
+mod nats_work_queue;
 mod pushdown;
 mod registry_replay;
 #[cfg(feature = "cli")]

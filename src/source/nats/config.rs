@@ -22,6 +22,48 @@ pub enum NatsPartitioning {
     Streams(u32),
 }
 
+/// Where a work queue's durable consumer starts when it is created.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueStart {
+    /// Every message the stream holds (`scan.startup.mode = earliest`).
+    All,
+    /// Messages stored after the consumer was created (`latest`).
+    New,
+    /// Messages stored at or after this time, in ms since the epoch (`timestamp`).
+    Time(i64),
+}
+
+/// Work-queue mode: a durable pull consumer shared by the table's readers (and by every
+/// process that names it), each message acknowledged once read, at-least-once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkQueueConfig {
+    /// The durable consumer's name (created when missing).
+    pub consumer: String,
+    /// Parallel readers, one output partition each.
+    pub readers: u32,
+    /// How long the server waits for an acknowledgement before redelivering.
+    pub ack_wait: Duration,
+    /// Most messages delivered and not yet acknowledged, over all readers of the consumer;
+    /// also the most one micro-batch can read.
+    pub max_ack_pending: i64,
+    /// Where a newly created consumer starts.
+    pub start: QueueStart,
+}
+
+impl WorkQueueConfig {
+    /// Settings for the durable consumer `consumer`: one reader, 30 s ack wait, 65536
+    /// unacknowledged messages, starting at the earliest message.
+    pub fn new(consumer: String) -> Self {
+        Self {
+            consumer,
+            readers: 1,
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: 65_536,
+            start: QueueStart::All,
+        }
+    }
+}
+
 /// TLS settings for the NATS connection.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct NatsTls {
@@ -50,6 +92,8 @@ pub struct NatsConfig {
     pub timeout: Duration,
     /// TLS settings.
     pub tls: NatsTls,
+    /// Work-queue mode (`nats.mode = work-queue`); `None` reads ordered ranges.
+    pub work_queue: Option<WorkQueueConfig>,
 }
 
 impl NatsConfig {
@@ -65,6 +109,7 @@ impl NatsConfig {
             partitioning: NatsPartitioning::Stream,
             auth: ClientProperties::new(),
             timeout: Duration::from_secs(10),
+            work_queue: None,
         }
     }
 

@@ -4,6 +4,7 @@
 mod admin;
 mod config;
 mod reader;
+mod work_queue;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,7 +17,11 @@ use crate::error::{Result, TopicsError};
 use crate::source::{OffsetRange, RawBatchStream, ReadRequest, Source, Watermarks};
 
 pub use admin::create_stream_if_missing;
-pub use config::{NatsConfig, NatsPartitioning, NatsTls, parse_nats_location, subject_matches};
+pub use config::{
+    NatsConfig, NatsPartitioning, NatsTls, QueueStart, WorkQueueConfig, parse_nats_location,
+    subject_matches,
+};
+pub use work_queue::NatsWorkQueue;
 
 /// A JetStream stream (or family of streams) as a [`Source`]: settings plus a lazily opened
 /// connection; offsets are stream sequence numbers.
