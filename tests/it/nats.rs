@@ -424,20 +424,23 @@ fn start_secured(args: &[&str]) -> SecuredServer {
         .unwrap()
         .port();
     let dir = tempfile::tempdir().unwrap();
-    let child = std::process::Command::new(nats_server_binary())
+    let log = dir.path().join("server.log");
+    let mut child = std::process::Command::new(nats_server_binary())
         .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
         .arg(dir.path())
         .args(args)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .expect("start nats-server");
     let url = format!("nats://127.0.0.1:{port}");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        let exited = child.try_wait().unwrap().is_some();
         assert!(
-            std::time::Instant::now() < deadline,
-            "secured nats-server did not start"
+            std::time::Instant::now() < deadline && !exited,
+            "secured nats-server did not start:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -658,6 +661,175 @@ async fn nkey_authentication() {
         err.contains("uthori") || err.contains("uthenticat"),
         "{err}"
     );
+}
+
+/// A signed NATS JWT (header, claims, ed25519 signature by `issuer`).
+fn signed_jwt(
+    issuer: &nkeys::KeyPair,
+    subject: &str,
+    name: &str,
+    nats: serde_json::Value,
+) -> String {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let header = b64.encode(r#"{"typ":"JWT","alg":"ed25519-nkey"}"#);
+    let claims = serde_json::json!({
+        "jti": format!("{:X}", rand::random::<u128>()),
+        "iat": std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+        "iss": issuer.public_key(),
+        "name": name,
+        "sub": subject,
+        "nats": nats,
+    });
+    let body = format!("{header}.{}", b64.encode(claims.to_string()));
+    let signature = issuer.sign(body.as_bytes()).unwrap();
+    format!("{body}.{}", b64.encode(signature))
+}
+
+/// Decentralised (operator/JWT) authentication with a `.creds` file: a server trusting an
+/// operator, an account with JetStream signed by it, and a user signed by the account.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creds_file_authentication() {
+    let operator = nkeys::KeyPair::new_operator();
+    let account = nkeys::KeyPair::new_account();
+    let user = nkeys::KeyPair::new_user();
+    let operator_jwt = signed_jwt(
+        &operator,
+        &operator.public_key(),
+        "test-operator",
+        serde_json::json!({"type": "operator", "version": 2}),
+    );
+    let unlimited = serde_json::json!({
+        "subs": -1, "data": -1, "payload": -1, "imports": -1, "exports": -1,
+        "wildcards": true, "conn": -1, "leaf": -1,
+        "mem_storage": -1, "disk_storage": -1, "streams": -1, "consumer": -1,
+    });
+    let account_jwt = signed_jwt(
+        &operator,
+        &account.public_key(),
+        "test-account",
+        serde_json::json!({
+            "limits": unlimited,
+            "default_permissions": {"pub": {}, "sub": {}},
+            "type": "account",
+            "version": 2,
+        }),
+    );
+    // JetStream needs a system account beside the operator.
+    let system = nkeys::KeyPair::new_account();
+    let system_jwt = signed_jwt(
+        &operator,
+        &system.public_key(),
+        "SYS",
+        serde_json::json!({"type": "account", "version": 2}),
+    );
+    let user_of = |user: &nkeys::KeyPair| {
+        signed_jwt(
+            &account,
+            &user.public_key(),
+            "test-user",
+            serde_json::json!({
+                "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1,
+                "type": "user", "version": 2,
+            }),
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("operator.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "operator: \"{operator_jwt}\"\nsystem_account: {sys}\nresolver: MEMORY\n\
+             resolver_preload: {{ {acc}: \"{account_jwt}\", {sys}: \"{system_jwt}\" }}\n",
+            acc = account.public_key(),
+            sys = system.public_key(),
+        ),
+    )
+    .unwrap();
+    let server = start_secured(&["-c", &conf.to_string_lossy()]);
+    let write_creds = |file: &str, user: &nkeys::KeyPair| {
+        let path = dir.path().join(file);
+        std::fs::write(
+            &path,
+            format!(
+                "-----BEGIN NATS USER JWT-----\n{}\n------END NATS USER JWT------\n\n\
+                 -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+                user_of(user),
+                user.seed().unwrap()
+            ),
+        )
+        .unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let creds = write_creds("user.creds", &user);
+
+    let client = async_nats::ConnectOptions::with_credentials_file(&creds)
+        .await
+        .unwrap()
+        .connect(&server.url)
+        .await
+        .unwrap();
+    let js = async_nats::jetstream::new(client);
+    create_named_stream(&js, "CREDS", &["creds.x"]).await;
+    publish(&js, "creds.x", "from a creds file").await;
+
+    let location = format!("{}/CREDS", server.url);
+    let pairs = [("nats.creds-file", creds.as_str()), STRING, SNAPSHOT];
+    let ctx = nats_table_at(&location, no_columns(), &pairs).await;
+    let b = sql(&ctx, "SELECT value FROM t").await;
+    assert_eq!(
+        b[0].column(0).as_string::<i32>().value(0),
+        "from a creds file"
+    );
+
+    // A user the account never signed is refused; a missing file is named.
+    let stranger = nkeys::KeyPair::new_user();
+    let forged = {
+        let jwt = signed_jwt(
+            &stranger,
+            &stranger.public_key(),
+            "forged",
+            serde_json::json!({"type": "user", "version": 2}),
+        );
+        let path = dir.path().join("forged.creds");
+        std::fs::write(
+            &path,
+            format!(
+                "-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n\
+                 -----BEGIN USER NKEY SEED-----\n{}\n------END USER NKEY SEED------\n",
+                stranger.seed().unwrap()
+            ),
+        )
+        .unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let pairs = [
+        ("nats.creds-file", forged.as_str()),
+        ("connect.timeout", "3s"),
+    ];
+    let err = nats_table_error(&location, &pairs).await;
+    assert!(
+        !err.contains(&stranger.seed().unwrap()),
+        "seed in error: {err}"
+    );
+    assert!(
+        err.contains("uthori") || err.contains("uthenticat"),
+        "{err}"
+    );
+    let missing = dir.path().join("missing.creds");
+    let pairs = [("nats.creds-file", missing.to_str().unwrap())];
+    let err = datafusion_topics::NatsTableOptions::parse(&location, no_columns(), &opts(&pairs))
+        .map(|_| ())
+        .err()
+        .map(|e| e.to_string());
+    let err = match err {
+        Some(e) => e,
+        None => nats_table_error(&location, &pairs).await,
+    };
+    assert!(err.contains("nats.creds-file"), "{err}");
 }
 
 /// Sum of `offsets_skipped` over the topic scans of a plan.
