@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # install-brokers.sh — install the brokers the integration tests run against
 # (tansu 0.6.0 for the Kafka API, nats-server 2.15.1 for NATS JetStream, moto 5.2.5
-# as an S3-compatible server for checkpoints) plus
+# as an S3-compatible server for checkpoints, noida-db 0.2.3 as a second Kafka-API
+# broker that has transactions, which tansu lacks) plus
 # the Debian build prerequisites of the crate, into a cache directory that is
 # reused across runs:
 #
@@ -16,6 +17,7 @@ set -euo pipefail
 TANSU_VERSION=0.6.0
 NATS_VERSION=2.15.1
 MOTO_VERSION=5.2.5
+NOIDA_VERSION=0.2.3
 APT_PACKAGES=(pkg-config libssl-dev zlib1g-dev build-essential python3-venv)
 
 DFT_CACHE=${DFT_CACHE:-$HOME/.cache/datafusion-topics}
@@ -220,10 +222,34 @@ ensure_moto() {
     link_bin "$venv/bin/moto_server" moto_server
 }
 
+# --- noida-db (a Kafka-API broker with transactions, for the transactional sink) --
+ensure_noida() {
+    local venv=$DFT_CACHE/venv
+    if [[ -x $BIN_DIR/noida-db ]] && "$venv/bin/python" -m pip show noida-db 2>/dev/null \
+        | grep -q "^Version: $NOIDA_VERSION\$"; then
+        return 0
+    fi
+    local pip_log=$LOG_DIR/noida-pip.log
+    { [[ -x $venv/bin/python ]] || python3 -m venv "$venv"; } >"$pip_log" 2>&1 \
+        || die "cannot create a Python venv in $venv (see $pip_log)"
+    "$venv/bin/python" -m pip install --quiet "noida-db==$NOIDA_VERSION" >>"$pip_log" 2>&1 \
+        || die "pip install noida-db==$NOIDA_VERSION failed (see $pip_log)"
+    # The wheel carries the server binary; its console script is only a Python wrapper that
+    # would outlive a kill, so link the binary itself.
+    local binary
+    binary=$("$venv/bin/python" -c \
+        'import noida_db, os; print(os.path.join(os.path.dirname(noida_db.__file__), "noida-db"))') \
+        || die "noida-db installed but its binary was not found (see $pip_log)"
+    [[ -x $binary ]] || die "noida-db binary $binary is not executable"
+    link_bin "$binary" noida-db
+}
+
 ensure_prerequisites
 ensure_tansu
 ensure_nats
 ensure_moto
+ensure_noida
 report tansu
 report nats-server
 printf 'moto_server: %s (moto %s)\n' "$BIN_DIR/moto_server" "$MOTO_VERSION"
+printf 'noida-db: %s (noida-db %s)\n' "$BIN_DIR/noida-db" "$NOIDA_VERSION"

@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # start-brokers.sh — start throw-away brokers for the integration tests:
-# tansu (Kafka API, SQLite storage) and nats-server (JetStream), each on a free
-# 127.0.0.1 port, with all state and logs in one directory.
+# tansu (Kafka API, SQLite storage), nats-server (JetStream) and noida-db (a
+# second Kafka-API broker, with transactions), each on a free 127.0.0.1 port,
+# with all state and logs in one directory.
 #
-# usage: scripts/start-brokers.sh [--dir DIR] [--owner-pid PID] [--only kafka|nats]
+# usage: scripts/start-brokers.sh [--dir DIR] [--owner-pid PID] [--only kafka|nats|kafka-txn]
 #
 #   --dir DIR        state directory (default: a new `mktemp -d`)
 #   --owner-pid PID  also start a watchdog that stops the brokers and removes
 #                    DIR once PID has exited (even if it was SIGKILLed)
-#   --only WHICH     start only the Kafka (tansu) or only the NATS broker
+#   --only WHICH     start only the Kafka (tansu), the NATS or the transactional
+#                    Kafka (noida-db) broker
 #
 # On success prints (and writes to DIR/env) only these lines on stdout:
 #   KAFKA_BOOTSTRAP=127.0.0.1:PORT
 #   NATS_URL=nats://127.0.0.1:PORT
+#   KAFKA_TXN_BOOTSTRAP=127.0.0.1:PORT
 #   BROKERS_DIR=DIR
 # and exits 0, leaving the brokers running detached (logs DIR/tansu.log and
-# DIR/nats.log, pids DIR/tansu.pid and DIR/nats.pid). Diagnostics go to stderr.
+# DIR/nats.log, DIR/noida.log; pids DIR/<name>.pid). Diagnostics go to stderr.
 # Stop them with scripts/stop-brokers.sh DIR. Binaries are taken from
 # $DFT_CACHE/bin (see scripts/install-brokers.sh), then from PATH.
 # DFT_BROKER_START_TIMEOUT (default 30 s) bounds the wait for each broker;
@@ -52,8 +55,8 @@ while [[ $# -gt 0 ]]; do
 done
 
 case $ONLY in
-    '' | kafka | nats) ;;
-    *) die "--only must be 'kafka' or 'nats', not '$ONLY'" ;;
+    '' | kafka | nats | kafka-txn) ;;
+    *) die "--only must be 'kafka', 'nats' or 'kafka-txn', not '$ONLY'" ;;
 esac
 want() { [[ -z $ONLY || $ONLY == "$1" ]]; }
 
@@ -79,6 +82,8 @@ TANSU_BIN=
 NATS_BIN=
 if want kafka; then TANSU_BIN=$(find_bin tansu); fi
 if want nats; then NATS_BIN=$(find_bin nats-server); fi
+NOIDA_BIN=
+if want kafka-txn; then NOIDA_BIN=$(find_bin noida-db); fi
 
 # --- state directory ----------------------------------------------------------
 if [[ -z $DIR ]]; then
@@ -100,7 +105,7 @@ pid_running() { # pid_running PID — alive and not a zombie
     fi
 }
 
-for name in tansu nats watchdog; do
+for name in tansu nats noida watchdog; do
     if [[ -f $DIR/$name.pid ]] && pid_running "$(<"$DIR/$name.pid")"; then
         die "$DIR already has a running $name (pid $(<"$DIR/$name.pid")); use scripts/stop-brokers.sh $DIR"
     fi
@@ -259,6 +264,12 @@ nats_cmd() {
     CMD=("$NATS_BIN" -js -a 127.0.0.1 -p "$1" -sd "$DIR/nats" --name "dft-$$-$1")
 }
 
+noida_cmd() {
+    # Only the Kafka service, bound to loopback; data in DIR/noida.
+    CMD=("$NOIDA_BIN" start --only kafka --host 127.0.0.1 --kafka-port "$1"
+        --data-dir "$DIR/noida")
+}
+
 ENV_LINES=()
 if want kafka; then
     start_broker tansu "tansu (Kafka)" tansu_cmd
@@ -267,6 +278,10 @@ fi
 if want nats; then
     start_broker nats "nats-server (NATS JetStream)" nats_cmd
     ENV_LINES+=("NATS_URL=nats://127.0.0.1:$PORT")
+fi
+if want kafka-txn; then
+    start_broker noida "noida-db (Kafka with transactions)" noida_cmd
+    ENV_LINES+=("KAFKA_TXN_BOOTSTRAP=127.0.0.1:$PORT")
 fi
 ENV_LINES+=("BROKERS_DIR=$DIR")
 

@@ -39,7 +39,7 @@ ours() {
 PIDS=()
 # The watchdog first, so it cannot start a second stop; when the watchdog
 # itself runs this script (it execs it), its pid is ours ($$) and is skipped.
-for name in watchdog tansu nats; do
+for name in watchdog tansu nats noida; do
     pidfile=$DIR/$name.pid
     [[ -f $pidfile ]] || continue
     pid=$(<"$pidfile")

@@ -207,9 +207,9 @@ pub const SCAN_OPTIONS: &[OptionDoc] = &[
 pub const KAFKA_OPTIONS: &[OptionDoc] = &[
     OptionDoc {
         key: "sink.recovery",
-        values: "positional | identity-header",
+        values: "positional | identity-header | transactional",
         default: "positional",
-        meaning: "How a continuous query writing to this topic finds, after a crash, what an interrupted batch already wrote: by counting what each output partition gained (needs the query to be the topic's only producer), or by a dft-id header on every message (other producers allowed; costs a header per message).",
+        meaning: "How a continuous query writing to this topic finds, after a crash, what an interrupted batch already wrote: by counting what each output partition gained (needs the query to be the topic's only producer); by a dft-id header on every message (other producers allowed; costs a header per message); or transactional: each batch is one Kafka transaction (brokers with transactions only) with dft-id headers, so read-committed consumers see whole batches once, never part of one.",
     },
     OptionDoc {
         key: "topic.create",
@@ -518,11 +518,12 @@ impl KafkaTableOptions {
                         sink_recovery = match value.trim().to_ascii_lowercase().as_str() {
                             "positional" => Recovery::Positional,
                             "identity-header" => Recovery::IdentityHeader,
+                            "transactional" => Recovery::Transactional,
                             _ => {
                                 return Err(invalid(
                                     key,
                                     value,
-                                    "expected positional or identity-header",
+                                    "expected positional, identity-header or transactional",
                                 ));
                             }
                         }

@@ -1,5 +1,6 @@
 //! Writing messages to a Kafka topic with librdkafka's producer: every message is
-//! acknowledged by the brokers (`acks=all`) before a write returns.
+//! acknowledged by the brokers (`acks=all`) before a write returns. With
+//! `sink.recovery = transactional`, each continuous-query batch is one Kafka transaction.
 
 use std::sync::Arc;
 
@@ -11,13 +12,16 @@ use rdkafka::Message;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::future_producer::OwnedDeliveryResult;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use tokio::sync::OnceCell;
 
 use super::encode::OutgoingMessage;
 use super::{MessageWriter, Recovery};
-use crate::error::Result;
+use crate::error::{Result, TopicsError};
 use crate::source::kafka::KafkaConfig;
+
+/// The least time transaction calls (init, commit, abort) may take.
+const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Deliveries awaited at once; bounds the memory held by pending acknowledgements.
 const IN_FLIGHT: usize = 10_000;
@@ -31,6 +35,8 @@ pub struct KafkaWriter {
     ordered: bool,
     /// How continuous-query batches recover (`sink.recovery`).
     recovery: Recovery,
+    /// With transactions: the query whose transactional id the producer was created with.
+    transactional_query: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for KafkaWriter {
@@ -51,6 +57,7 @@ impl KafkaWriter {
             producer: OnceCell::new(),
             ordered: false,
             recovery: Recovery::Positional,
+            transactional_query: std::sync::OnceLock::new(),
         }
     }
 
@@ -63,12 +70,25 @@ impl KafkaWriter {
     fn producer(&self) -> Result<Arc<FutureProducer>> {
         let mut cfg = self.config.base_config();
         cfg.set("acks", "all")
-            .set("enable.idempotence", "false")
             .set(
                 "message.timeout.ms",
                 self.config.timeout.as_millis().max(1).to_string(),
             )
             .set("linger.ms", "5");
+        if let Some(query) = self.transactional_query.get() {
+            // Idempotent and ordered by librdkafka itself; the id is stable per query and
+            // topic, so a restarted runner fences the producer it replaces.
+            cfg.set(
+                "transactional.id",
+                transactional_id(query, &self.config.topic),
+            )
+            .set("enable.idempotence", "true");
+            return cfg.create::<FutureProducer>().map(Arc::new).map_err(|e| {
+                self.config
+                    .client_error("creating a transactional producer", e)
+            });
+        }
+        cfg.set("enable.idempotence", "false");
         if self.ordered {
             cfg.set("max.in.flight.requests.per.connection", "1")
                 .set("message.send.max.retries", "0");
@@ -102,6 +122,7 @@ impl MessageWriter for KafkaWriter {
             producer: OnceCell::new(),
             ordered: true,
             recovery: self.recovery,
+            transactional_query: std::sync::OnceLock::new(),
         })
     }
 
@@ -110,6 +131,109 @@ impl MessageWriter for KafkaWriter {
             .producer
             .get_or_try_init(|| async { self.producer() })
             .await?;
+        self.produce_all(producer, messages).await
+    }
+
+    async fn prepare_batches(&self, query_id: &str) -> Result<()> {
+        if self.recovery == Recovery::Transactional {
+            self.transactional_producer(query_id).await?;
+        }
+        Ok(())
+    }
+
+    async fn write_batch(&self, query_id: &str, messages: &[OutgoingMessage]) -> Result<u64> {
+        if self.recovery != Recovery::Transactional {
+            return self.write(messages).await;
+        }
+        let producer = Arc::clone(self.transactional_producer(query_id).await?);
+        producer
+            .begin_transaction()
+            .map_err(|e| self.transaction_error("beginning a transaction", e))?;
+        let written = match self.produce_all(&producer, messages).await {
+            Ok(n) => n,
+            Err(e) => {
+                self.abort(&producer).await;
+                return Err(e);
+            }
+        };
+        let committing = Arc::clone(&producer);
+        let committed =
+            tokio::task::spawn_blocking(move || committing.commit_transaction(TRANSACTION_TIMEOUT))
+                .await
+                .map_err(|e| self.transaction_error("committing a transaction", e))?;
+        if let Err(e) = committed {
+            self.abort(&producer).await;
+            return Err(self.transaction_error("committing a transaction", e));
+        }
+        Ok(written)
+    }
+}
+
+/// The transactional id of query `query_id` writing to `topic`.
+fn transactional_id(query_id: &str, topic: &str) -> String {
+    format!("datafusion-topics-{query_id}-{topic}")
+}
+
+impl KafkaWriter {
+    /// The producer of query `query_id`'s transactions, initialised (which fences earlier
+    /// producers of the same query and aborts what they left open).
+    async fn transactional_producer(&self, query_id: &str) -> Result<&Arc<FutureProducer>> {
+        let first = self
+            .transactional_query
+            .get_or_init(|| query_id.to_string());
+        if first != query_id {
+            return Err(TopicsError::Sink {
+                target: self.target(),
+                detail: format!(
+                    "one writer serves one query's transactions ({first}), not also {query_id}"
+                ),
+            });
+        }
+        self.producer
+            .get_or_try_init(|| async {
+                let producer = self.producer()?;
+                let init = Arc::clone(&producer);
+                tokio::task::spawn_blocking(move || init.init_transactions(TRANSACTION_TIMEOUT))
+                    .await
+                    .map_err(|e| self.transaction_error("initialising transactions", e))?
+                    .map_err(|e| self.transaction_error("initialising transactions", e))?;
+                Ok(producer)
+            })
+            .await
+    }
+
+    /// Aborts the open transaction after a failure; a failed abort is logged (the next
+    /// writer's initialisation aborts it anyway).
+    async fn abort(&self, producer: &Arc<FutureProducer>) {
+        let aborting = Arc::clone(producer);
+        let aborted =
+            tokio::task::spawn_blocking(move || aborting.abort_transaction(TRANSACTION_TIMEOUT))
+                .await;
+        if !matches!(aborted, Ok(Ok(()))) {
+            log::warn!("{}: aborting the failed transaction failed", self.target());
+        }
+    }
+
+    fn transaction_error(&self, action: &str, err: impl std::fmt::Display) -> TopicsError {
+        let detail = err.to_string();
+        let hint = if detail.contains("not supported") || detail.contains("NotSupported") {
+            "; sink.recovery = transactional needs brokers with Kafka transactions \
+             (use positional or identity-header on others)"
+        } else {
+            ""
+        };
+        self.config.client_error(
+            format!("{action} for topic '{}'", self.config.topic),
+            format!("{detail}{hint}"),
+        )
+    }
+
+    /// Produces every message and waits for all acknowledgements.
+    async fn produce_all(
+        &self,
+        producer: &Arc<FutureProducer>,
+        messages: &[OutgoingMessage],
+    ) -> Result<u64> {
         let topic = self.config.topic.as_str();
         let mut pending = FuturesUnordered::new();
         let mut written = 0u64;
@@ -169,9 +293,7 @@ impl MessageWriter for KafkaWriter {
         }
         Ok(written)
     }
-}
 
-impl KafkaWriter {
     fn settle(
         &self,
         done: std::result::Result<OwnedDeliveryResult, futures::channel::oneshot::Canceled>,

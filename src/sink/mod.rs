@@ -50,6 +50,22 @@ pub trait MessageWriter: Send + Sync + fmt::Debug {
 
     /// Writes `messages` and returns once the broker acknowledged every one.
     async fn write(&self, messages: &[OutgoingMessage]) -> Result<u64>;
+
+    /// Gets ready to write batches of query `query_id`. A transactional writer fences any
+    /// earlier writer of the query and aborts the transaction it left open, so what is read
+    /// back afterwards is only what committed.
+    async fn prepare_batches(&self, query_id: &str) -> Result<()> {
+        let _ = query_id;
+        Ok(())
+    }
+
+    /// Writes one micro-batch of query `query_id`: in one transaction where the writer has
+    /// them (all of it becomes visible to read-committed consumers, or none), else as
+    /// [`Self::write`].
+    async fn write_batch(&self, query_id: &str, messages: &[OutgoingMessage]) -> Result<u64> {
+        let _ = query_id;
+        self.write(messages).await
+    }
 }
 
 /// How a replayed micro-batch finds the messages an interrupted attempt already wrote.
@@ -66,6 +82,12 @@ pub enum Recovery {
     /// runs (checked: a partition that gained more than the batch writes is an error). Used
     /// for Kafka: no per-message header, so it costs the brokers nothing extra.
     Positional,
+    /// Each batch is one Kafka transaction (the brokers must support them), and every
+    /// message carries an identity header as with [`Recovery::IdentityHeader`]. A restart
+    /// first fences the interrupted writer and aborts its open transaction, then reads back
+    /// (read-committed) which of the batch's messages committed: all of them or none.
+    /// Read-committed consumers of the output never see part of a batch, nor a batch twice.
+    Transactional,
 }
 
 /// The `DataSink` behind `INSERT INTO` a topic table.

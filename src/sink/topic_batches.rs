@@ -1,8 +1,9 @@
-//! Exactly-once micro-batches into a Kafka topic or NATS stream, without transactions: every
-//! message carries a deterministic identity header; a replayed batch first reads back what
-//! the interrupted attempt wrote (from the output positions recorded before the batch) and
-//! writes only the rest. On NATS the identity is also the `Nats-Msg-Id`, so the server
-//! deduplicates within its window as well.
+//! Exactly-once micro-batches into a Kafka topic or NATS stream: every message carries a
+//! deterministic identity (a header, or its position in the partition); a replayed batch
+//! first reads back what the interrupted attempt wrote (from the output positions recorded
+//! before the batch) and writes only the rest. On NATS the identity is also the
+//! `Nats-Msg-Id`, so the server deduplicates within its window as well. With Kafka
+//! transactions each batch also commits atomically (see [`Recovery::Transactional`]).
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -191,8 +192,9 @@ impl BatchSink for TopicBatchSink {
         }
         let ids = identities(query_id, batch, &messages);
         let total = messages.len() as u64;
+        self.writer.prepare_batches(query_id).await?;
         let pending = match self.writer.recovery() {
-            Recovery::IdentityHeader => {
+            Recovery::IdentityHeader | Recovery::Transactional => {
                 let header = self.writer.identity_header();
                 let already = if replay {
                     self.written_since(marks, &batch_prefix(query_id, batch))
@@ -212,7 +214,7 @@ impl BatchSink for TopicBatchSink {
             Recovery::Positional => self.positional(batch, marks, replay, messages, ids).await?,
         };
         let skipped = total - pending.len() as u64;
-        self.writer.write(&pending).await?;
+        self.writer.write_batch(query_id, &pending).await?;
         Ok(BatchWritten {
             rows: total,
             already_written: skipped,

@@ -25,6 +25,21 @@ pub struct Brokers {
     pub nats: String,
     /// True when the brokers came from KAFKA_BOOTSTRAP / NATS_URL (e.g. Apache Kafka in Docker).
     pub external: bool,
+    /// A Kafka-API broker with transactions (tansu has none): KAFKA_TXN_BOOTSTRAP, the
+    /// noida-db the start script runs, or an external KAFKA_BOOTSTRAP (Apache Kafka).
+    #[allow(dead_code)]
+    pub kafka_txn: Option<String>,
+}
+
+impl Brokers {
+    /// The transactional Kafka broker; panics with what to do when there is none.
+    #[allow(dead_code)]
+    pub fn kafka_txn(&self) -> &str {
+        self.kafka_txn.as_deref().expect(
+            "no Kafka broker with transactions: set KAFKA_TXN_BOOTSTRAP, or run \
+             scripts/install-brokers.sh (installs noida-db) and let the tests start brokers",
+        )
+    }
 }
 
 /// The brokers, started on first use.
@@ -34,10 +49,14 @@ pub fn brokers() -> &'static Brokers {
         if let (Ok(kafka), Ok(nats)) = (std::env::var("KAFKA_BOOTSTRAP"), std::env::var("NATS_URL"))
         {
             let local = std::env::var("DFT_LOCAL_BROKERS").is_ok_and(|v| v == "1");
+            let kafka_txn = std::env::var("KAFKA_TXN_BOOTSTRAP")
+                .ok()
+                .or_else(|| (!local).then(|| kafka.clone()));
             return Brokers {
                 kafka,
                 nats,
                 external: !local,
+                kafka_txn,
             };
         }
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/start-brokers.sh");
@@ -67,6 +86,7 @@ pub fn brokers() -> &'static Brokers {
                 .expect("NATS_URL from start-brokers.sh")
                 .clone(),
             external: false,
+            kafka_txn: env.get("KAFKA_TXN_BOOTSTRAP").cloned(),
         }
     })
 }
