@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs the whole test suite against real brokers: local tansu + nats-server (installed on first
-# use, started on free loopback ports, stopped afterwards), or the ones in KAFKA_BOOTSTRAP /
-# NATS_URL when both are set. Extra arguments go to `cargo test`.
+# Runs the whole test suite against real brokers: local tansu + nats-server + noida-db (Kafka
+# with transactions), installed on first use, started on free loopback ports and stopped
+# afterwards; or the ones in KAFKA_BOOTSTRAP / NATS_URL (and KAFKA_TXN_BOOTSTRAP) when set.
+# Extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,7 +16,7 @@ if [[ -z "${KAFKA_BOOTSTRAP:-}" || -z "${NATS_URL:-}" ]]; then
   source "$dir/env"
   DFT_LOCAL_BROKERS=1
   set +a
-  echo "brokers: kafka $KAFKA_BOOTSTRAP, nats $NATS_URL (logs in $dir)"
+  echo "brokers: kafka $KAFKA_BOOTSTRAP, nats $NATS_URL, kafka with transactions $KAFKA_TXN_BOOTSTRAP (logs in $dir)"
 else
   echo "brokers from the environment: kafka $KAFKA_BOOTSTRAP, nats $NATS_URL"
 fi
