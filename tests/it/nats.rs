@@ -663,6 +663,42 @@ async fn nkey_authentication() {
     );
 }
 
+/// Each read's ephemeral consumer is deleted when the read ends (the server alone would keep
+/// it 30 s, and micro-batches create one per partition per batch).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ephemeral_consumers_are_deleted_when_reads_end() {
+    let js = jetstream().await;
+    let stream = create_stream(&js, "EPH", &["a", "b"]).await;
+    for i in 0..10 {
+        publish(
+            &js,
+            &format!("{stream}.{}", if i % 2 == 0 { "a" } else { "b" }),
+            "x",
+        )
+        .await;
+    }
+    let subjects = format!("{stream}.a,{stream}.b");
+    let pairs = [("nats.subjects", subjects.as_str()), STRING, SNAPSHOT];
+    let ctx = nats_table(&stream, no_columns(), &pairs).await;
+    for _ in 0..5 {
+        assert_eq!(rows(&sql(&ctx, "SELECT value FROM t").await), 10);
+        assert_eq!(rows(&sql(&ctx, "SELECT value FROM t LIMIT 1").await), 1);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut info = js.get_stream(&stream).await.unwrap();
+        let consumers = info.info().await.unwrap().state.consumer_count;
+        if consumers == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{consumers} consumers left behind"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A signed NATS JWT (header, claims, ed25519 signature by `issuer`).
 fn signed_jwt(
     issuer: &nkeys::KeyPair,

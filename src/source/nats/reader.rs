@@ -78,6 +78,7 @@ pub(super) async fn first_sequence_from(
         .create_consumer(config)
         .await
         .map_err(|e| e.to_string())?;
+    let _cleanup = DeleteOnDrop::new(stream, &consumer.cached_info().name);
     if consumer.cached_info().num_pending == 0 {
         return Ok(None);
     }
@@ -86,6 +87,39 @@ pub(super) async fn first_sequence_from(
         Ok(Some(Ok(m))) => Ok(Some(m.info().map_err(|e| e.to_string())?.stream_sequence)),
         Ok(Some(Err(e))) => Err(e.to_string()),
         Ok(None) | Err(_) => Ok(None),
+    }
+}
+
+/// Deletes an ephemeral consumer once its read is over, however it ends. The server would
+/// remove it only after 30 s of inactivity, and micro-batches create one per partition per
+/// batch: thousands could pile up against the server's consumer limits.
+struct DeleteOnDrop {
+    stream: Stream,
+    name: String,
+}
+
+impl DeleteOnDrop {
+    fn new(stream: &Stream, name: &str) -> Self {
+        Self {
+            stream: stream.clone(),
+            name: name.to_string(),
+        }
+    }
+}
+
+impl Drop for DeleteOnDrop {
+    fn drop(&mut self) {
+        let stream = self.stream.clone();
+        let name = std::mem::take(&mut self.name);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                // An ordered consumer that reset itself has another name by now; the server
+                // removes that one when it goes idle.
+                if let Err(e) = stream.delete_consumer(&name).await {
+                    log::debug!("deleting ephemeral consumer {name}: {e}");
+                }
+            });
+        }
     }
 }
 
@@ -142,6 +176,7 @@ async fn run(
         .create_consumer(consumer_config)
         .await
         .map_err(|e| config.client_error(action(), e))?;
+    let _cleanup = DeleteOnDrop::new(stream, &consumer.cached_info().name);
     // Nothing stored at or after the start: a closed range (which never ends beyond what was
     // stored when it was planned) is complete.
     if range.end.is_some() && consumer.cached_info().num_pending == 0 {
