@@ -26,7 +26,7 @@ use crate::source::{
 /// How long a poll waits before checking whether the reader was cancelled.
 const POLL_INTERVAL: Duration = Duration::from_millis(100);
 /// How long buffered messages of a live stream may wait for more before being emitted.
-const LINGER: Duration = Duration::from_millis(50);
+const LINGER: Duration = Duration::from_millis(20);
 
 /// Starts reading `range` of `partition`; see the module docs.
 pub(super) fn read_partition(
@@ -42,10 +42,14 @@ pub(super) fn read_partition(
     let name = format!("kafka-{}-{partition}", config.topic);
     let guard = RunningGuard::start(&config.topic);
     let spawned = std::thread::Builder::new().name(name).spawn(move || {
-        let _guard = guard;
-        if let Err(e) = run(&config, partition, range, request, &tx) {
+        let mut consumer = None;
+        if let Err(e) = run(&config, partition, range, request, &tx, &mut consumer) {
             let _ = tx.blocking_send(Err(e));
         }
+        // The scan sees the end first; librdkafka's teardown (about 100 ms) happens after.
+        drop(tx);
+        drop(consumer);
+        drop(guard);
     });
     if let Err(e) = spawned {
         let err = TopicsError::Client {
@@ -66,12 +70,15 @@ fn emit(tx: &mpsc::Sender<Result<RawBatch>>, builder: &mut RawBatchBuilder) -> b
     !builder.has_news() || tx.blocking_send(Ok(builder.finish())).is_ok()
 }
 
+/// Reads into `tx`, keeping the consumer in `slot` so the caller can close the channel
+/// before destroying it.
 fn run(
     config: &KafkaConfig,
     partition: i32,
     range: OffsetRange,
     request: ReadRequest,
     tx: &mpsc::Sender<Result<RawBatch>>,
+    slot: &mut Option<ScanConsumer>,
 ) -> Result<()> {
     let topic = &config.topic;
     let action = || format!("reading {topic} partition {partition} range {range}");
@@ -84,9 +91,11 @@ fn run(
         });
         client_config.set("queued.min.messages", wanted.to_string());
     }
-    let consumer: ScanConsumer = client_config
-        .create_with_context(ScanContext)
-        .map_err(|e| config.client_error(action(), e))?;
+    let consumer: &ScanConsumer = slot.insert(
+        client_config
+            .create_with_context(ScanContext)
+            .map_err(|e| config.client_error(action(), e))?,
+    );
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(range.start))
         .map_err(|e| config.client_error(action(), e))?;
@@ -103,7 +112,11 @@ fn run(
         if tx.is_closed() {
             return Ok(());
         }
-        match consumer.poll(POLL_INTERVAL) {
+        // Buffered rows wait at most LINGER for company, not a whole poll interval.
+        let wait = first_buffered.map_or(POLL_INTERVAL, |t| {
+            LINGER.saturating_sub(t.elapsed()).min(POLL_INTERVAL)
+        });
+        match consumer.poll(wait) {
             None => {
                 if first_buffered.is_some_and(|t| t.elapsed() >= LINGER) {
                     first_buffered = None;
