@@ -443,25 +443,33 @@ impl ContinuousQuery {
             }
             let scan = s.table.scan_options();
             let partitions = source.partitions().await?;
-            let marks = source.watermarks(&partitions).await?;
             let previous = ends.get(&name);
-            // The first batch starts where the table's scan.startup.* says; partitions that
-            // appear later start at their earliest offset.
-            let starts: BTreeMap<i32, i64> = match previous {
-                Some(previous) => partitions
-                    .iter()
-                    .zip(&marks)
-                    .map(|(p, w)| (*p, previous.get(p).copied().unwrap_or(w.low)))
-                    .collect(),
+            // The first batch starts where the table's scan.startup.* says, resolved before the
+            // watermarks are read (which only grow), so a message arriving in between cannot
+            // put a start beyond its partition's end.
+            let first_starts = match previous {
+                Some(_) => None,
                 None => {
                     let mut first = scan.clone();
                     first.bounded = BoundedMode::LatestOffset;
-                    resolve_ranges(source.as_ref(), &first, &partitions)
-                        .await?
-                        .into_iter()
-                        .map(|p| (p.partition, p.range.start))
-                        .collect()
+                    Some(resolve_ranges(source.as_ref(), &first, &partitions).await?)
                 }
+            };
+            let marks = source.watermarks(&partitions).await?;
+            // Partitions that appear later start at their earliest offset.
+            let starts: BTreeMap<i32, i64> = match first_starts {
+                Some(resolved) => resolved
+                    .into_iter()
+                    .map(|p| (p.partition, p.range.start))
+                    .collect(),
+                None => partitions
+                    .iter()
+                    .zip(&marks)
+                    .map(|(p, w)| {
+                        let from = previous.and_then(|prev| prev.get(p).copied());
+                        (*p, from.unwrap_or(w.low))
+                    })
+                    .collect(),
             };
             let mut ranges = SourceRanges {
                 kind: source.kind().to_string(),
