@@ -207,39 +207,35 @@ ensure_nats() {
     link_bin /usr/bin/nats-server nats-server
 }
 
-# --- moto (an S3-compatible server, for the S3 checkpoint test) ----------------
-ensure_moto() {
-    local venv=$DFT_CACHE/venv
-    if [[ -x $BIN_DIR/moto_server ]] && "$venv/bin/python" -m pip show moto 2>/dev/null \
-        | grep -q "^Version: $MOTO_VERSION\$"; then
+# pip_install NAME SPEC VERSION: NAME==VERSION (installed as SPEC==VERSION) in the cache's
+# Python venv, unless it is there already.
+pip_install() {
+    local name=$1 spec=$2 version=$3 venv=$DFT_CACHE/venv
+    if "$venv/bin/python" -m pip show "$name" 2>/dev/null | grep -q "^Version: $version\$"; then
         return 0
     fi
-    local pip_log=$LOG_DIR/moto-pip.log
+    local pip_log=$LOG_DIR/$name-pip.log
     { [[ -x $venv/bin/python ]] || python3 -m venv "$venv"; } >"$pip_log" 2>&1 \
         || die "cannot create a Python venv in $venv (see $pip_log)"
-    "$venv/bin/python" -m pip install --quiet "moto[server]==$MOTO_VERSION" >>"$pip_log" 2>&1 \
-        || die "pip install moto[server]==$MOTO_VERSION failed (see $pip_log)"
-    link_bin "$venv/bin/moto_server" moto_server
+    "$venv/bin/python" -m pip install --quiet "$spec==$version" >>"$pip_log" 2>&1 \
+        || die "pip install $spec==$version failed (see $pip_log)"
+}
+
+# --- moto (an S3-compatible server, for the S3 checkpoint test) ----------------
+ensure_moto() {
+    pip_install moto "moto[server]" "$MOTO_VERSION"
+    link_bin "$DFT_CACHE/venv/bin/moto_server" moto_server
 }
 
 # --- noida-db (a Kafka-API broker with transactions, for the transactional sink) --
 ensure_noida() {
-    local venv=$DFT_CACHE/venv
-    if [[ -x $BIN_DIR/noida-db ]] && "$venv/bin/python" -m pip show noida-db 2>/dev/null \
-        | grep -q "^Version: $NOIDA_VERSION\$"; then
-        return 0
-    fi
-    local pip_log=$LOG_DIR/noida-pip.log
-    { [[ -x $venv/bin/python ]] || python3 -m venv "$venv"; } >"$pip_log" 2>&1 \
-        || die "cannot create a Python venv in $venv (see $pip_log)"
-    "$venv/bin/python" -m pip install --quiet "noida-db==$NOIDA_VERSION" >>"$pip_log" 2>&1 \
-        || die "pip install noida-db==$NOIDA_VERSION failed (see $pip_log)"
+    pip_install noida-db noida-db "$NOIDA_VERSION"
     # The wheel carries the server binary; its console script is only a Python wrapper that
     # would outlive a kill, so link the binary itself.
     local binary
-    binary=$("$venv/bin/python" -c \
+    binary=$("$DFT_CACHE/venv/bin/python" -c \
         'import noida_db, os; print(os.path.join(os.path.dirname(noida_db.__file__), "noida-db"))') \
-        || die "noida-db installed but its binary was not found (see $pip_log)"
+        || die "noida-db is installed but its binary was not found"
     [[ -x $binary ]] || die "noida-db binary $binary is not executable"
     link_bin "$binary" noida-db
 }
