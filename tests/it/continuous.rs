@@ -75,6 +75,16 @@ fn run_with_kills(checkpoint: &str, file: &Path, kills: usize, seed: u64) -> usi
     landed
 }
 
+/// [`run_with_kills`] with four kills, of which at least two must hit a running query.
+fn four_kills(checkpoint: &str, file: &Path, seed: u64) -> usize {
+    let landed = run_with_kills(checkpoint, file, 4, seed);
+    assert!(
+        landed >= 2,
+        "seed {seed}: only {landed} kills hit a running query"
+    );
+    landed
+}
+
 /// Writes `dir/query.sql`: the given `input` table, a JSON-files `output` table under
 /// `dir/out/`, and `INSERT INTO output SELECT id FROM input`; returns the file.
 fn json_copy_query(dir: &Path, input: &str) -> std::path::PathBuf {
@@ -166,11 +176,7 @@ async fn kafka_sink_is_exactly_once_across_kills() {
     )
     .unwrap();
     let checkpoint = dir.path().join("checkpoint");
-    let landed = run_with_kills(checkpoint.to_str().unwrap(), &file, 4, seed);
-    assert!(
-        landed >= 2,
-        "seed {seed}: only {landed} kills hit a running query"
-    );
+    four_kills(checkpoint.to_str().unwrap(), &file, seed);
 
     let ctx = session_context();
     let b = brokers();
@@ -203,11 +209,7 @@ async fn nats_sink_is_exactly_once_across_kills() {
     )
     .unwrap();
     let checkpoint = dir.path().join("checkpoint");
-    let landed = run_with_kills(checkpoint.to_str().unwrap(), &file, 4, seed);
-    assert!(
-        landed >= 2,
-        "seed {seed}: only {landed} kills hit a running query"
-    );
+    four_kills(checkpoint.to_str().unwrap(), &file, seed);
 
     let ctx = session_context();
     let b = brokers();
@@ -239,11 +241,7 @@ async fn file_sink_is_exactly_once_across_kills() {
     )
     .unwrap();
     let checkpoint = format!("file://{}", dir.path().join("checkpoint").display());
-    let landed = run_with_kills(&checkpoint, &file, 4, seed);
-    assert!(
-        landed >= 2,
-        "seed {seed}: only {landed} kills hit a running query"
-    );
+    four_kills(&checkpoint, &file, seed);
 
     let ctx = session_context();
     sql(
@@ -292,11 +290,7 @@ async fn transactional_kafka_sink_is_exactly_once_across_kills() {
     )
     .unwrap();
     let checkpoint = dir.path().join("checkpoint");
-    let landed = run_with_kills(checkpoint.to_str().unwrap(), &file, 4, seed);
-    assert!(
-        landed >= 2,
-        "seed {seed}: only {landed} kills hit a running query"
-    );
+    let landed = four_kills(checkpoint.to_str().unwrap(), &file, seed);
 
     let ctx = session_context();
     let table = |name: &str, isolation: &str| {
@@ -373,11 +367,7 @@ async fn work_queue_input_is_at_least_once_across_kills() {
     let file = json_copy_query(dir.path(), &input);
     let checkpoint = dir.path().join("checkpoint");
     let cp = checkpoint.to_str().unwrap();
-    let landed = run_with_kills(cp, &file, 4, seed);
-    assert!(
-        landed >= 2,
-        "seed {seed}: only {landed} kills hit a running query"
-    );
+    let landed = four_kills(cp, &file, seed);
     // Messages the last killed run held return after the ack wait; one more run reads them.
     std::thread::sleep(Duration::from_secs(3));
     let out = run_cmd(cp, &file, &["--trigger", "once", "-q"])
