@@ -620,28 +620,25 @@ fn commit_record(
 /// Where each source partition's range in `record` starts: an abandoned batch's ranges are
 /// read again from there.
 fn starts_of(record: &OffsetsRecord) -> BTreeMap<String, BTreeMap<i32, i64>> {
-    record
-        .sources
-        .iter()
-        .map(|(t, s)| {
-            (
-                t.clone(),
-                s.partitions.iter().map(|(p, r)| (*p, r.start)).collect(),
-            )
-        })
-        .collect()
+    edges_of(record, |r| r.start)
 }
 
 /// Where each source partition's range in `record` ends: the next batch starts there.
 fn ends_of(record: &OffsetsRecord) -> BTreeMap<String, BTreeMap<i32, i64>> {
+    edges_of(record, |r| r.end)
+}
+
+/// One edge of every source partition's range in `record`, per table and partition.
+fn edges_of(
+    record: &OffsetsRecord,
+    edge: impl Fn(&Range) -> i64,
+) -> BTreeMap<String, BTreeMap<i32, i64>> {
     record
         .sources
         .iter()
         .map(|(t, s)| {
-            (
-                t.clone(),
-                s.partitions.iter().map(|(p, r)| (*p, r.end)).collect(),
-            )
+            let edges = s.partitions.iter().map(|(p, r)| (*p, edge(r))).collect();
+            (t.clone(), edges)
         })
         .collect()
 }
