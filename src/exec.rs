@@ -54,7 +54,8 @@ impl TopicScanExec {
         scans: Vec<PartitionScan>,
         limit: Option<usize>,
     ) -> Self {
-        let props = Self::compute_properties(&projection, &scans, limit, &[]);
+        let offsets_ordered = source.work_queue().is_none();
+        let props = Self::compute_properties(&projection, &scans, limit, &[], offsets_ordered);
         Self {
             source,
             formats,
@@ -70,13 +71,14 @@ impl TopicScanExec {
     }
 
     /// Declares orderings that hold within each partition (`WITH ORDER` in the DDL), on top
-    /// of the `_offset` order the scan always has.
+    /// of the `_offset` order a scan of offset ranges always has.
     pub fn with_declared_order(mut self, order: Vec<Vec<SortExpr>>) -> Self {
         self.props = Arc::new(Self::compute_properties(
             &self.projection,
             &self.scans,
             self.limit,
             &order,
+            self.source.work_queue().is_none(),
         ));
         self.declared_order = order;
         self
@@ -125,6 +127,7 @@ impl TopicScanExec {
         scans: &[PartitionScan],
         limit: Option<usize>,
         declared_order: &[Vec<SortExpr>],
+        offsets_ordered: bool,
     ) -> PlanProperties {
         let schema = Arc::clone(&projection.output_schema);
         let mut eq = EquivalenceProperties::new(Arc::clone(&schema));
@@ -132,11 +135,13 @@ impl TopicScanExec {
         if let Ok(orderings) = create_ordering(&schema, declared_order) {
             eq.add_orderings(orderings);
         }
-        // Within one output partition rows come in offset order.
+        // Within one output partition of a range scan rows come in offset order (not from a
+        // work queue, whose redeliveries come late).
         let offset_col = projection
             .columns
             .iter()
-            .position(|c| *c == OutputColumn::Metadata(MetadataColumn::Offset));
+            .position(|c| *c == OutputColumn::Metadata(MetadataColumn::Offset))
+            .filter(|_| offsets_ordered);
         if let Some(i) = offset_col {
             let expr: Arc<dyn PhysicalExpr> =
                 Arc::new(Column::new(MetadataColumn::Offset.name(), i));

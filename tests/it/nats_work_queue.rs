@@ -98,6 +98,14 @@ async fn readers_share_one_consumer_and_acknowledge_what_they_used() {
         "{shown}"
     );
 
+    // Redeliveries arrive after later messages: the scan claims no `_offset` order, so an
+    // ORDER BY sorts.
+    let plan = physical_plan(&ctx, "SELECT id FROM t ORDER BY _offset").await;
+    let shown = datafusion::physical_plan::displayable(plan.as_ref())
+        .indent(true)
+        .to_string();
+    assert!(shown.contains("SortExec"), "{shown}");
+
     // Three readers, one cursor: every message once, none twice.
     let batches = sql(&ctx, "SELECT id, _partition FROM t").await;
     let ids = ids_of(&batches);
