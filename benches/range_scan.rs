@@ -16,26 +16,18 @@
 #[allow(dead_code)]
 mod harness;
 
+#[path = "support/cpu.rs"]
+mod cpu;
+
 use std::time::{Duration, Instant};
 
+use cpu::cpu_time;
 use harness::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 const RUNS: usize = 15;
 const RANGE: usize = 1000;
-
-/// CPU time (user + system) this process has used so far.
-fn cpu_time() -> Duration {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes a complete rusage into the pointer it is given.
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
 
 /// Median wall time and mean CPU time of `RUNS` runs (after one warm-up).
 async fn measure<F, Fut>(mut run: F) -> (Duration, Duration)

@@ -31,17 +31,7 @@ pub(crate) fn section_enabled(name: &str) -> bool {
     }
 }
 
-/// CPU time (user + system) this process has used so far.
-pub(crate) fn cpu_time() -> Duration {
-    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
-    // SAFETY: getrusage writes a complete rusage into the pointer it is given.
-    let usage = unsafe {
-        libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr());
-        usage.assume_init()
-    };
-    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
-}
+pub(crate) use crate::cpu::cpu_time;
 
 pub(crate) fn now_us() -> u64 {
     SystemTime::now()
@@ -208,84 +198,67 @@ pub(crate) async fn fill_kafka(topic: &str, n: u64) -> Duration {
     started.elapsed()
 }
 
-/// Counts every message of `topic` up to its current high watermarks with one bare consumer.
-pub(crate) fn raw_kafka_count(topic: &str) -> u64 {
-    let consumer: BaseConsumer = ClientConfig::new()
+/// A bare consumer (no commits) on the test Kafka broker.
+fn raw_consumer() -> BaseConsumer {
+    ClientConfig::new()
         .set("bootstrap.servers", &brokers().kafka)
         .set("group.id", "e2e-raw")
         .set("enable.auto.commit", "false")
         .create()
-        .expect("consumer");
+        .expect("consumer")
+}
+
+/// The (low, high) watermarks of a partition.
+fn raw_watermarks(consumer: &BaseConsumer, topic: &str, partition: i32) -> (i64, i64) {
+    consumer
+        .fetch_watermarks(topic, partition, Duration::from_secs(10))
+        .expect("watermarks")
+}
+
+/// Assigns every partition of `topic` from its offset in `starts` and polls until `n`
+/// messages arrived.
+fn raw_read(consumer: &BaseConsumer, topic: &str, starts: &[i64], n: u64) {
     let mut tpl = TopicPartitionList::new();
-    let mut total = 0;
-    for p in 0..PARTITIONS {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p, Duration::from_secs(10))
-            .expect("watermarks");
-        total += (high - low) as u64;
-        tpl.add_partition_offset(topic, p, Offset::Offset(low))
+    for (p, start) in (0..PARTITIONS).zip(starts) {
+        tpl.add_partition_offset(topic, p, Offset::Offset(*start))
             .expect("tpl");
     }
     consumer.assign(&tpl).expect("assign");
-    let mut n = 0;
-    while n < total {
+    let mut got = 0;
+    while got < n {
         if let Some(m) = consumer.poll(Duration::from_millis(100)) {
             m.expect("message");
-            n += 1;
+            got += 1;
         }
     }
-    n
+}
+
+/// Counts every message of `topic` up to its current high watermarks with one bare consumer.
+pub(crate) fn raw_kafka_count(topic: &str) -> u64 {
+    let consumer = raw_consumer();
+    let marks: Vec<(i64, i64)> = (0..PARTITIONS)
+        .map(|p| raw_watermarks(&consumer, topic, p))
+        .collect();
+    let total = marks.iter().map(|(low, high)| (high - low) as u64).sum();
+    let starts: Vec<i64> = marks.iter().map(|(low, _)| *low).collect();
+    raw_read(&consumer, topic, &starts, total);
+    total
 }
 
 /// Reads the first `n` messages of `topic` (every partition from offset 0) with a new bare
 /// consumer: what a `LIMIT n` over existing data costs the broker and the client.
 pub(crate) fn raw_kafka_first(topic: &str, n: usize) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers().kafka)
-        .set("group.id", "e2e-raw")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        tpl.add_partition_offset(topic, p, Offset::Offset(0))
-            .expect("tpl");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let mut got = 0;
-    while got < n {
-        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
-            m.expect("message");
-            got += 1;
-        }
-    }
+    raw_read(&raw_consumer(), topic, &[0; PARTITIONS as usize], n as u64);
 }
 
 /// Reads the next `n` messages written to `topic` (every partition from its end) with a new
 /// bare consumer; returns when the `n`th arrived.
 pub(crate) fn raw_kafka_tail(topic: &str, n: usize) -> Instant {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers().kafka)
-        .set("group.id", "e2e-raw")
-        .set("enable.auto.commit", "false")
-        .create()
-        .expect("consumer");
-    let mut tpl = TopicPartitionList::new();
-    for p in 0..PARTITIONS {
-        let (_, high) = consumer
-            .fetch_watermarks(topic, p, Duration::from_secs(10))
-            .expect("watermarks");
-        tpl.add_partition_offset(topic, p, Offset::Offset(high))
-            .expect("tpl");
-    }
-    consumer.assign(&tpl).expect("assign");
-    let mut got = 0;
-    while got < n {
-        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
-            m.expect("message");
-            got += 1;
-        }
-    }
+    let consumer = raw_consumer();
+    let ends: Vec<i64> = (0..PARTITIONS)
+        .map(|p| raw_watermarks(&consumer, topic, p).1)
+        .collect();
+    raw_read(&consumer, topic, &ends, n as u64);
     Instant::now()
 }
 

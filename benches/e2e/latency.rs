@@ -16,6 +16,22 @@ pub(crate) struct Latencies {
     pub(crate) note: String,
 }
 
+impl Latencies {
+    /// A live-tail row from `limit_on_live_tail`'s samples and count of early endings.
+    fn live_tail(what: String, (samples, early): (Vec<Duration>, usize)) -> Self {
+        let note = if early > 0 {
+            format!("({early} ended before the 10th ack)")
+        } else {
+            String::new()
+        };
+        Self {
+            what,
+            samples,
+            note,
+        }
+    }
+}
+
 pub(crate) fn latency_table(title: &str, rows: &[Latencies]) -> String {
     let mut out = format!("{title}\n");
     writeln!(
@@ -176,16 +192,10 @@ pub(crate) async fn kafka_latency(data_topic: &str, runs: usize) -> Vec<Latencie
         ];
         pairs.extend(extra);
         let ctx = kafka_table(&tail, value_schema(), &pairs).await;
-        let (samples, early) = limit_on_live_tail(&ctx, runs, produce10).await;
-        out.push(Latencies {
-            what: format!("Kafka (ii) empty live tail, latest-offset{label}: 10th ack -> end"),
-            samples,
-            note: if early > 0 {
-                format!("({early} ended before the 10th ack)")
-            } else {
-                String::new()
-            },
-        });
+        out.push(Latencies::live_tail(
+            format!("Kafka (ii) empty live tail, latest-offset{label}: 10th ack -> end"),
+            limit_on_live_tail(&ctx, runs, produce10).await,
+        ));
     }
     out
 }
@@ -238,15 +248,9 @@ pub(crate) async fn nats_latency(
             }
         }
     };
-    let (samples, early) = limit_on_live_tail(&ctx, runs, produce10).await;
-    out.push(Latencies {
-        what: "NATS (ii) empty live tail, latest-offset: 10th ack -> end".into(),
-        samples,
-        note: if early > 0 {
-            format!("({early} ended before the 10th ack)")
-        } else {
-            String::new()
-        },
-    });
+    out.push(Latencies::live_tail(
+        "NATS (ii) empty live tail, latest-offset: 10th ack -> end".into(),
+        limit_on_live_tail(&ctx, runs, produce10).await,
+    ));
     out
 }

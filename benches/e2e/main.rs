@@ -37,6 +37,9 @@
 #[allow(dead_code)]
 mod harness;
 
+#[path = "../support/cpu.rs"]
+mod cpu;
+
 mod common;
 mod continuous;
 mod latency;

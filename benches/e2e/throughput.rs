@@ -126,23 +126,13 @@ pub(crate) async fn kafka_throughput(topic: &str, messages: u64, runs: usize) ->
         }
         .boxed()
     };
-    let c1 = ctx.clone();
-    let count = move || {
-        let c = c1.clone();
-        async move { assert_eq!(single_i64(&c, COUNT_QUERY).await, n) }.boxed()
-    };
-    let c2 = ctx.clone();
-    let decode = move || {
-        let c = c2.clone();
-        async move { assert_eq!(single_i64(&c, DECODE_QUERY).await, n) }.boxed()
-    };
     let rows = measure_interleaved(
         runs,
-        vec![
+        with_queries(
             ("(a) raw rdkafka BaseConsumer, 3 partitions", Box::new(raw)),
-            ("(b) SELECT count(*) (snapshot)", Box::new(count)),
-            ("(c) decoding scan (sum/distinct/max)", Box::new(decode)),
-        ],
+            &ctx,
+            n,
+        ),
     )
     .await;
     throughput_table(
@@ -177,26 +167,16 @@ pub(crate) async fn nats_throughput(
         let (js, s) = (js1.clone(), s1.clone());
         async move { assert_eq!(raw_nats_count(&js, &s, n as u64).await, n as u64) }.boxed()
     };
-    let c1 = ctx.clone();
-    let count = move || {
-        let c = c1.clone();
-        async move { assert_eq!(single_i64(&c, COUNT_QUERY).await, n) }.boxed()
-    };
-    let c2 = ctx.clone();
-    let decode = move || {
-        let c = c2.clone();
-        async move { assert_eq!(single_i64(&c, DECODE_QUERY).await, n) }.boxed()
-    };
     let rows = measure_interleaved(
         runs,
-        vec![
+        with_queries(
             (
                 "(a) raw async-nats ordered consumers (3 subj.)",
                 Box::new(raw),
             ),
-            ("(b) SELECT count(*) (snapshot)", Box::new(count)),
-            ("(c) decoding scan (sum/distinct/max)", Box::new(decode)),
-        ],
+            &ctx,
+            n,
+        ),
     )
     .await;
     throughput_table(
@@ -206,4 +186,22 @@ pub(crate) async fn nats_throughput(
         messages,
         &rows,
     )
+}
+
+/// The bare client's contender followed by (b) `count(*)` and (c) the decoding scan over
+/// table `t` of `ctx`, each checking that it saw `n` messages.
+fn with_queries(raw: Contender, ctx: &SessionContext, n: i64) -> Vec<Contender> {
+    let query = |name: &'static str, sql: &'static str| -> Contender {
+        let ctx = ctx.clone();
+        let run = move || {
+            let c = ctx.clone();
+            async move { assert_eq!(single_i64(&c, sql).await, n) }.boxed()
+        };
+        (name, Box::new(run))
+    };
+    vec![
+        raw,
+        query("(b) SELECT count(*) (snapshot)", COUNT_QUERY),
+        query("(c) decoding scan (sum/distinct/max)", DECODE_QUERY),
+    ]
 }
