@@ -3,18 +3,14 @@
 //! Scans 1000 offsets in the middle of a 10k-message topic and of a 1M-message topic, through
 //! datafusion-topics and through a bare rdkafka consumer reading the same offsets, and prints
 //! for each: median wall time and mean CPU time of this process (getrusage, every thread,
-//! librdkafka's included). On tansu with SQLite storage the broker's fetch time grows with the
-//! offset it seeks to, so wall time shows the broker. librdkafka's threads also burn CPU while
-//! they wait, in proportion to wall time, so the figure that isolates our cost is the CPU we
+//! librdkafka's included). librdkafka's threads also burn CPU while they wait, in proportion to wall time, so the figure that isolates our cost is the CPU we
 //! add on top of the bare consumer (ours − raw). Goal: its big/small ratio ≤ 1.5, and our wall
 //! time within 10% of the bare consumer's.
 //!
 //! Run: `cargo bench --bench range_scan` (starts local brokers unless KAFKA_BOOTSTRAP and
 //! NATS_URL are set). `RANGE_SCAN_BIG=200000` shrinks the big topic for a quick look.
 
-#[path = "../tests/it/harness.rs"]
-#[allow(dead_code)]
-mod harness;
+use dft_test_support as harness;
 
 #[path = "support/cpu.rs"]
 mod cpu;

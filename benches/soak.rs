@@ -8,9 +8,7 @@
 //! Run: `cargo bench --bench soak` (starts local brokers unless KAFKA_BOOTSTRAP and NATS_URL
 //! are set). `SOAK_SEED` repeats a run's kill schedule.
 
-#[path = "../tests/it/harness.rs"]
-#[allow(dead_code)]
-mod harness;
+use dft_test_support as harness;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

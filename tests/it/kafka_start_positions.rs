@@ -141,7 +141,7 @@ async fn timestamp_start_and_end() {
     between[1].1 = (base + 6500).to_string();
     assert_eq!(count_with(between).await, (13, Some(base + 7000)));
     assert_eq!(count_with(start(-5)).await, (20, Some(base)));
-    // After the last message: nothing (tansu answers 0 here; the source checks the answer).
+    // After the last message: nothing.
     assert_eq!(count_with(start(100)).await, (0, None));
     // End by timestamp.
     let end = vec![

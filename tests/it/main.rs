@@ -5,9 +5,11 @@ mod cli;
 #[cfg(feature = "cli")]
 mod continuous;
 mod ddl;
+mod examples;
 mod formats;
 mod harness;
 mod kafka_errors;
+mod kafka_log;
 mod kafka_scan;
 mod kafka_start_positions;
 mod nats;

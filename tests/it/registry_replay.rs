@@ -1,8 +1,9 @@
-//! A schema registry stand-in that answers with a real registry's recorded answers
-//! (`tests/fixtures/registry/karapace-3.16.0.json`, recorded from Karapace 3.16.0 by
-//! `record.py`): no Confluent-compatible registry installs from the package registries this
-//! project builds from, so the tests replay its wire responses over a real HTTP connection.
-//! A request the recording does not hold answers 500, so an unexpected request fails a test.
+//! The schema registry of the format tests: a real one when there is one (Apicurio Registry,
+//! started by the test support when `scripts/install-brokers.sh` could install it, or
+//! `SCHEMA_REGISTRY_URL`), else a stand-in that answers with a real registry's recorded
+//! answers (`tests/fixtures/registry/karapace-3.16.0.json`, recorded from Karapace 3.16.0 by
+//! `record.py`) over a real HTTP connection. A request the recording does not hold answers
+//! 500, so an unexpected request fails a test.
 
 use std::sync::{Arc, Mutex};
 
@@ -12,7 +13,7 @@ use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
-/// A running replay server, or a real registry named by `SCHEMA_REGISTRY_URL`.
+/// A real registry, or a running replay server.
 pub struct RegistryReplay {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
@@ -38,13 +39,12 @@ fn same_schema(recorded: &Value, sent: &Value) -> bool {
 }
 
 impl RegistryReplay {
-    /// Starts the server on a free loopback port; with `SCHEMA_REGISTRY_URL` set, uses that
-    /// registry instead (a real Karapace or Confluent registry the tests register their
-    /// schemas in).
+    /// The real registry of the test support (Apicurio, or `SCHEMA_REGISTRY_URL`) when there
+    /// is one; else starts the replay server on a free loopback port.
     pub async fn start() -> Self {
-        if let Ok(url) = std::env::var("SCHEMA_REGISTRY_URL") {
+        if let Some(registry) = dft_test_support::registry() {
             return Self {
-                url,
+                url: registry.url.clone(),
                 requests: None,
             };
         }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::{Result, TopicsError};
 use crate::source::{OffsetRange, RawBatchStream, ReadRequest, Source, Watermarks};
@@ -87,34 +87,6 @@ impl KafkaSource {
             }
             _ => config.client_error(action, err),
         }
-    }
-
-    /// Reads the timestamp of the message at `offset` (used to check a broker's answer).
-    fn timestamp_at(config: &KafkaConfig, partition: i32, offset: i64) -> Result<Option<i64>> {
-        let action = format!(
-            "reading {} partition {partition} offset {offset}",
-            config.topic
-        );
-        let consumer: ScanConsumer = config
-            .consumer_config(None)
-            .create_with_context(ScanContext)
-            .map_err(|e| config.client_error(&action, e))?;
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset(&config.topic, partition, Offset::Offset(offset))
-            .map_err(|e| config.client_error(&action, e))?;
-        consumer
-            .assign(&tpl)
-            .map_err(|e| config.client_error(&action, e))?;
-        let deadline = Instant::now() + config.timeout;
-        while Instant::now() < deadline {
-            match consumer.poll(Duration::from_millis(100)) {
-                Some(Ok(m)) => return Ok(m.timestamp().to_millis()),
-                Some(Err(KafkaError::PartitionEOF(_))) => return Ok(None),
-                Some(Err(e)) => return Err(Self::classify(config, &action, e)),
-                None => {}
-            }
-        }
-        Err(config.unreachable(&action, "no message arrived"))
     }
 }
 
@@ -248,20 +220,10 @@ impl Source for KafkaSource {
                         return Err(config
                             .client_error(&action, format!("partition {p}: {:?}", elem.error())));
                     }
+                    // No message at or after the time: the answer is "end" (-1).
                     let offset = match elem.offset() {
-                        Offset::Offset(o) => o.clamp(w.low, w.high),
+                        Offset::Offset(o) if o >= 0 => o.clamp(w.low, w.high),
                         _ => w.high,
-                    };
-                    // Some brokers (tansu 0.6) answer the low watermark instead of "end" for a
-                    // timestamp after the last message. The answer must point at a message whose
-                    // timestamp is at or after the target, so one read settles it.
-                    let offset = if offset == w.low && w.low < w.high {
-                        match Self::timestamp_at(&config, p, offset)? {
-                            Some(ts) if ts < timestamp_ms => w.high,
-                            _ => offset,
-                        }
-                    } else {
-                        offset
                     };
                     out.push(offset);
                 }
@@ -284,7 +246,8 @@ impl Source for KafkaSource {
         let answer = admin
             .describe_configs([&ResourceSpecifier::Topic(&self.config.topic)], &opts)
             .await;
-        // Brokers that cannot describe topic configs (tansu 0.6) are treated as create-time.
+        // Brokers that cannot describe topic configs (or deny it by ACL) are treated as
+        // create-time: timestamp filters then stay inexact unless scan.timestamp.max-skew says.
         let ordered = match answer.as_deref() {
             Ok([Ok(resource)]) => resource
                 .get("message.timestamp.type")
