@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::SessionContext;
-use datafusion_topics::{KafkaTableOptions, StreamingTableProvider};
+use datafusion_topics::TopicTable;
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -42,23 +42,19 @@ async fn main() -> Result<(), BoxError> {
     let ctx = SessionContext::new();
 
     // A snapshot: each partition ends at its high watermark when the query starts (bounded).
-    let snapshot = options(
-        &location,
-        &schema,
-        &[
-            ("value.format", "json"),
-            ("scan.bounded.mode", "latest-offset"),
-        ],
-    )?;
+    let snapshot = options(&[
+        ("value.format", "json"),
+        ("scan.bounded.mode", "latest-offset"),
+    ]);
     ctx.register_table(
         "orders",
-        Arc::new(StreamingTableProvider::try_new_kafka(snapshot).await?),
+        Arc::new(TopicTable::open(&location, Arc::clone(&schema), &snapshot).await?),
     )?;
     // The live table: follows the log (unbounded).
-    let live = options(&location, &schema, &[("value.format", "json")])?;
+    let live = options(&[("value.format", "json")]);
     ctx.register_table(
         "orders_live",
-        Arc::new(StreamingTableProvider::try_new_kafka(live).await?),
+        Arc::new(TopicTable::open(&location, Arc::clone(&schema), &live).await?),
     )?;
 
     for query in [
@@ -79,20 +75,11 @@ async fn main() -> Result<(), BoxError> {
     Ok(())
 }
 
-fn options(
-    location: &str,
-    schema: &Arc<Schema>,
-    pairs: &[(&str, &str)],
-) -> Result<KafkaTableOptions, BoxError> {
-    let map: HashMap<String, String> = pairs
+fn options(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect();
-    Ok(KafkaTableOptions::parse(
-        location,
-        Arc::clone(schema),
-        &map,
-    )?)
+        .collect()
 }
 
 async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<(), BoxError> {

@@ -63,6 +63,17 @@ pub enum TopicsError {
     #[error("invalid schema: {0}")]
     InvalidSchema(String),
 
+    /// A query or statement this crate cannot run as asked (a continuous query without an
+    /// INSERT, a shape the runner cannot run incrementally, …); the message says what and
+    /// how to change it. Reaches DataFusion as a planning error.
+    #[error("{0}")]
+    Plan(String),
+
+    /// A broken invariant inside this crate: a bug, never the user's doing. Reaches DataFusion
+    /// as an internal error.
+    #[error("internal error in datafusion-topics: {0}")]
+    Internal(String),
+
     /// The topic (or stream) does not exist on the broker.
     #[error("{kind} topic '{topic}' does not exist on {brokers}")]
     UnknownTopic {
@@ -192,11 +203,53 @@ pub enum TopicsError {
     Arrow(#[from] arrow::error::ArrowError),
 }
 
+impl TopicsError {
+    /// An invalid-option error; the value is hidden when the key names a secret.
+    pub fn invalid_option(key: &str, value: &str, reason: &str) -> Self {
+        Self::InvalidOption {
+            key: key.to_string(),
+            value: if crate::secret::is_secret_key(key) {
+                crate::secret::REDACTED.to_string()
+            } else {
+                value.to_string()
+            },
+            reason: reason.to_string(),
+        }
+    }
+
+    /// A planning error: a query or statement that cannot run as asked.
+    pub fn plan(detail: impl Into<String>) -> Self {
+        Self::Plan(detail.into())
+    }
+
+    /// An internal error: a broken invariant.
+    pub fn internal(detail: impl Into<String>) -> Self {
+        Self::Internal(detail.into())
+    }
+}
+
 impl From<TopicsError> for DataFusionError {
+    /// Plan and internal errors become DataFusion's own kinds; every other error travels as
+    /// `External`, so callers can downcast it back to a [`TopicsError`].
     fn from(e: TopicsError) -> Self {
         match e {
             TopicsError::Arrow(a) => DataFusionError::ArrowError(Box::new(a), None),
+            TopicsError::Plan(detail) => DataFusionError::Plan(detail),
+            TopicsError::Internal(detail) => {
+                DataFusionError::Internal(format!("datafusion-topics: {detail}"))
+            }
             other => DataFusionError::External(Box::new(other)),
         }
+    }
+}
+
+/// The [`TopicsError`] inside a DataFusion error, if there is one (directly or wrapped in
+/// context), for messages that should show ours rather than DataFusion's wrapping.
+pub fn topics_error(e: &DataFusionError) -> Option<&TopicsError> {
+    match e {
+        DataFusionError::External(inner) => inner.downcast_ref::<TopicsError>(),
+        DataFusionError::Context(_, inner) => topics_error(inner),
+        DataFusionError::Shared(inner) => topics_error(inner),
+        _ => None,
     }
 }

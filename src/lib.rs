@@ -1,31 +1,33 @@
 //! # datafusion-topics
 //!
-//! Kafka topics (and NATS JetStream streams) as **unbounded Apache DataFusion tables**.
+//! Kafka topics (and NATS JetStream streams, and topics held in memory) as **unbounded Apache
+//! DataFusion tables**.
 //!
-//! A [`StreamingTableProvider`] plans one offset range per source partition and scans it
-//! with one output partition per source partition (Spark's "direct" approach: no receivers,
-//! no write-ahead log). A scan follows the log unless every partition's range has an end,
-//! for example with `scan.bounded.mode = latest-offset` (a snapshot), which makes the plan
-//! bounded so `count(*)`, `GROUP BY` and `ORDER BY` work.
+//! A [`TopicTable`] plans one offset range per source partition and scans it with one output
+//! partition per source partition (Spark's "direct" approach: no receivers, no write-ahead
+//! log). A scan follows the log unless every partition's range has an end, for example with
+//! `scan.bounded.mode = latest-offset` (a snapshot), which makes the plan bounded so
+//! `count(*)`, `GROUP BY` and `ORDER BY` work. A [`ContinuousQuery`] runs `INSERT INTO … SELECT`
+//! as checkpointed micro-batches with exactly-once output.
 //!
 //! ```no_run
 //! use std::sync::Arc;
 //! use datafusion::arrow::datatypes::{DataType, Field, Schema};
-//! use datafusion::prelude::SessionContext;
-//! use datafusion_topics::{KafkaTableOptions, StreamingTableProvider, options_from_pairs};
+//! use datafusion_topics::{TopicTable, options_from_pairs, session_context};
 //!
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let value_schema = Arc::new(Schema::new(vec![
+//! let columns = Arc::new(Schema::new(vec![
 //!     Field::new("id", DataType::Int64, true),
 //!     Field::new("amount", DataType::Float64, true),
 //! ]));
-//! let options = KafkaTableOptions::parse(
+//! let orders = TopicTable::open(
 //!     "kafka://127.0.0.1:9092/orders",
-//!     value_schema,
+//!     columns,
 //!     &options_from_pairs([("value.format", "json"), ("scan.bounded.mode", "latest-offset")]),
-//! )?;
-//! let ctx = SessionContext::new();
-//! ctx.register_table("orders", Arc::new(StreamingTableProvider::try_new_kafka(options).await?))?;
+//! )
+//! .await?;
+//! let ctx = session_context();
+//! ctx.register_table("orders", Arc::new(orders))?;
 //! ctx.sql("SELECT _partition, count(*), sum(amount) FROM orders GROUP BY _partition")
 //!     .await?
 //!     .show()
@@ -33,39 +35,43 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! The crate's layout follows its concepts: `connector` (the seam) and `connectors/` (one
+//! folder per broker), `source` (log and queue sources, raw batches), `table` (the provider,
+//! its factory and schema), `scan` (pushdown, planning, the exec and its per-partition
+//! stream), `format`, `sink`, `checkpoint`, `query` (continuous queries), `options` (declared
+//! once) and `cli`.
 
 pub mod checkpoint;
 #[cfg(feature = "cli")]
 pub mod cli;
-pub mod error;
-pub mod exec;
-pub mod factory;
+pub mod connector;
+pub mod connectors;
+mod error;
 pub mod format;
-pub mod options;
-pub mod planner;
-pub mod positions;
-pub mod provider;
-pub mod pushdown;
+pub(crate) mod options;
 pub mod query;
-pub mod schema;
-pub mod secret;
-pub mod session;
-pub mod sink;
+pub(crate) mod scan;
+mod secret;
+mod session;
+pub(crate) mod sink;
 pub mod source;
+pub(crate) mod table;
+mod tls;
 
-pub use error::{Result, TopicsError};
-pub use exec::TopicScanExec;
-pub use factory::TopicTableFactory;
-pub use format::{ErrorPolicy, Format, FormatKind, TableFormats};
-pub use options::{
-    BoundedMode, KafkaTableOptions, NatsTableOptions, ScanOptions, StartupMode, options_from_pairs,
+pub use error::{Result, TopicsError, topics_error};
+pub use format::registry::{SchemaRegistry, SchemaType};
+pub use format::{ErrorPolicy, FormatKind, TableFormats};
+pub use options::{BoundedMode, OptionDecl, ScanOptions, StartupMode, options_from_pairs};
+pub use query::{BatchProgress, ContinuousQuery, Limits, RunOptions, Trigger};
+pub use scan::{PartitionScan, ScanInput, ScanStatistics, TimestampOrder, TopicScanExec};
+pub use session::{
+    BoundTheScanHint, STREAMING_SETTINGS, session_context, session_state_builder, streaming_config,
 };
-pub use planner::{PartitionScan, TimestampOrder};
-pub use provider::StreamingTableProvider;
-pub use session::{session_context, session_state_builder, streaming_config};
-pub use source::kafka::{KafkaConfig, KafkaSource};
-pub use source::nats::{NatsConfig, NatsPartitioning, NatsSource};
-pub use source::{OffsetRange, Source, Watermarks};
+pub use sink::{BatchSink, BatchWritten, MessageWriter, OutgoingMessage, Recovery};
+#[allow(deprecated)]
+pub use table::StreamingTableProvider;
+pub use table::{MetadataColumn, TableDefinition, TopicTable, TopicTableFactory};
 
 /// The README's Rust examples, compiled as doc tests.
 #[cfg(doctest)]

@@ -14,7 +14,9 @@ use datafusion::physical_plan::execution_plan::{Boundedness, EmissionType};
 use datafusion::physical_plan::{ExecutionPlan, ExecutionPlanProperties};
 use datafusion::prelude::{SessionConfig, SessionContext};
 
-use crate::exec::TopicScanExec;
+use crate::connector::connectors;
+use crate::scan::TopicScanExec;
+use crate::table::TopicTableFactory;
 
 /// Rejects, with advice, a plan that needs all of an unbounded topic scan's input.
 #[derive(Debug, Default)]
@@ -84,8 +86,8 @@ impl PhysicalOptimizerRule for BoundTheScanHint {
     }
 }
 
-/// DataFusion's default session with `STORED AS KAFKA` and `STORED AS NATS` registered and
-/// [`BoundTheScanHint`] placed before the sanity check.
+/// DataFusion's default session with `STORED AS <connector>` registered for every connector
+/// (`KAFKA`, `NATS`, `MEMORY`) and [`BoundTheScanHint`] placed before the sanity check.
 pub fn session_state_builder(config: SessionConfig) -> SessionStateBuilder {
     let mut rules = PhysicalOptimizer::new().rules;
     let at = rules
@@ -93,18 +95,15 @@ pub fn session_state_builder(config: SessionConfig) -> SessionStateBuilder {
         .position(|r| r.name() == "SanityCheckPlan")
         .unwrap_or(rules.len());
     rules.insert(at, Arc::new(BoundTheScanHint));
-    SessionStateBuilder::new()
+    let mut builder = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
-        .with_physical_optimizer_rules(rules)
-        .with_table_factory(
-            crate::factory::KAFKA.to_string(),
-            Arc::new(crate::factory::TopicTableFactory),
-        )
-        .with_table_factory(
-            crate::factory::NATS.to_string(),
-            Arc::new(crate::factory::TopicTableFactory),
-        )
+        .with_physical_optimizer_rules(rules);
+    for connector in connectors() {
+        builder =
+            builder.with_table_factory(connector.name().to_string(), Arc::new(TopicTableFactory));
+    }
+    builder
 }
 
 /// DataFusion's default configuration adjusted for unbounded topic scans: round-robin

@@ -6,8 +6,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use arrow::datatypes::{DataType, Field, Schema};
-use datafusion_topics::options::{KafkaTableOptions, NatsTableOptions, parse_kafka_location};
-use datafusion_topics::source::nats::parse_nats_location;
+use datafusion_topics::TableDefinition;
+use datafusion_topics::connectors::kafka::parse_kafka_location;
+use datafusion_topics::connectors::nats::parse_nats_location;
 use libfuzzer_sys::fuzz_target;
 
 const KEYS: &[&str] = &[
@@ -75,12 +76,12 @@ fuzz_target!(|data: &[u8]| {
     }
     let columns = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]));
     for schema in [columns, Arc::new(Schema::empty())] {
-        let _ = KafkaTableOptions::parse(
+        let _ = TableDefinition::parse(
             &format!("kafka://127.0.0.1:9/{location}"),
             schema.clone(),
             &options,
         );
         let _ =
-            NatsTableOptions::parse(&format!("nats://127.0.0.1:9/{location}"), schema, &options);
+            TableDefinition::parse(&format!("nats://127.0.0.1:9/{location}"), schema, &options);
     }
 });

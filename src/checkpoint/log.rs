@@ -256,11 +256,12 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::checkpoint::records::{Range, SinkMarks, SourceRanges};
+    use crate::checkpoint::records::{SinkMarks, SourceRanges};
+    use crate::source::OffsetRange;
 
     fn offsets(batch: u64, runner: &str) -> OffsetsRecord {
         let mut partitions = BTreeMap::new();
-        partitions.insert(0, Range { start: 0, end: 10 });
+        partitions.insert(0, OffsetRange::closed(0, 10));
         let mut sources = BTreeMap::new();
         sources.insert(
             "orders".to_string(),

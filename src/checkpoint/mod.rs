@@ -6,6 +6,4 @@ pub mod records;
 pub mod store;
 
 pub use log::{CheckpointLog, new_id, now_ms};
-pub use records::{
-    CommitRecord, Metadata, OffsetsRecord, QueueRead, Range, SinkMarks, SourceRanges,
-};
+pub use records::{CommitRecord, Metadata, OffsetsRecord, QueueBatch, SinkMarks, SourceRanges};

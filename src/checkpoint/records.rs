@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::source::OffsetRange;
+
 /// The value of every file's `format` field.
 pub const FORMAT: &str = "datafusion-topics checkpoint";
 /// The version this build writes and reads.
@@ -56,8 +58,8 @@ pub struct SourceRanges {
     pub kind: String,
     /// Topic or stream.
     pub topic: String,
-    /// Partition → `[start, end)`.
-    pub partitions: BTreeMap<i32, Range>,
+    /// Partition → `[start, end)` (always closed).
+    pub partitions: BTreeMap<i32, OffsetRange>,
     /// Partition → offsets skipped because retention removed them (only with
     /// `scan.fail-on-data-loss` = false).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -65,14 +67,14 @@ pub struct SourceRanges {
     /// For a work-queue table (read through a durable consumer, not by ranges): what the
     /// batch pulls. `partitions` is then empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub work_queue: Option<QueueRead>,
+    pub work_queue: Option<QueueBatch>,
 }
 
 /// What one batch pulls from a work queue: whatever is pending when it runs, capped per reader.
 /// A replay cannot read the same messages again (they went back to the queue), so such a
 /// batch is abandoned on restart and its messages are read by a later one: at-least-once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct QueueRead {
+pub struct QueueBatch {
     /// The durable consumer.
     pub consumer: String,
     /// Messages pending when the batch was planned.
@@ -80,15 +82,6 @@ pub struct QueueRead {
     /// At most this many messages per reader.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_messages: Option<u64>,
-}
-
-/// A half-open offset range.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Range {
-    /// First offset.
-    pub start: i64,
-    /// Exclusive end.
-    pub end: i64,
 }
 
 /// Where the sink stood before a batch: for topic sinks, each output partition's next offset,

@@ -1,8 +1,8 @@
 //! Table-option namespaces for datafusion-cli: the CLI checks every `OPTIONS` key of a
 //! `CREATE EXTERNAL TABLE` against registered namespaces before the table factory sees it, so
 //! each first component of a topic-table key (`value.`, `scan.`, `kafka.` …) is registered
-//! here. The namespaces only carry the keys through; [`crate::options`] validates them and
-//! reports unknown keys together with the list of valid ones.
+//! here. The namespaces only carry the keys through; the option declarations validate them
+//! and report unknown keys together with the list of valid ones.
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -26,7 +26,7 @@ impl Carried {
                 } else {
                     value.clone()
                 }),
-                description: "topic table option (see the README's option table)",
+                description: "topic table option (see docs/options.md)",
             })
             .collect()
     }
@@ -63,41 +63,42 @@ macro_rules! namespace {
     };
 }
 
-namespace!(ValueOptions, "value");
-namespace!(KeyOptions, "key");
-namespace!(ScanOptionsNamespace, "scan");
-namespace!(SinkOptions, "sink");
-namespace!(TopicOptions, "topic");
-namespace!(PropertiesOptions, "properties");
-namespace!(ConnectOptions, "connect");
-namespace!(KafkaOptions, "kafka");
-namespace!(NatsOptions, "nats");
-namespace!(SchemaRegistryOptions, "schema-registry");
+/// Declares the namespace types, the list of their prefixes and the registration, once.
+macro_rules! namespaces {
+    ($($name:ident => $prefix:literal),* $(,)?) => {
+        $(namespace!($name, $prefix);)*
 
-/// The first components of every topic-table option key, in the order the README lists them.
-pub const PREFIXES: &[&str] = &[
-    "value",
-    "key",
-    "scan",
-    "sink",
-    "topic",
-    "properties",
-    "connect",
-    "kafka",
-    "nats",
-    "schema-registry",
-];
+        /// The first components the CLI registers (a test checks they cover every declared
+        /// option key).
+        pub const REGISTERED: &[&str] = &[$($prefix),*];
 
-/// Registers every topic-table option namespace with the session's table options.
-pub fn register_option_namespaces(ctx: &SessionContext) {
-    ctx.register_table_options_extension(ValueOptions::default());
-    ctx.register_table_options_extension(KeyOptions::default());
-    ctx.register_table_options_extension(ScanOptionsNamespace::default());
-    ctx.register_table_options_extension(SinkOptions::default());
-    ctx.register_table_options_extension(TopicOptions::default());
-    ctx.register_table_options_extension(PropertiesOptions::default());
-    ctx.register_table_options_extension(ConnectOptions::default());
-    ctx.register_table_options_extension(KafkaOptions::default());
-    ctx.register_table_options_extension(NatsOptions::default());
-    ctx.register_table_options_extension(SchemaRegistryOptions::default());
+        /// Registers every topic-table option namespace with the session's table options.
+        pub fn register_option_namespaces(ctx: &SessionContext) {
+            $(ctx.register_table_options_extension($name::default());)*
+        }
+    };
+}
+
+namespaces! {
+    ValueOptions => "value",
+    KeyOptions => "key",
+    ScanOptionsNamespace => "scan",
+    SinkOptions => "sink",
+    TopicOptions => "topic",
+    PropertiesOptions => "properties",
+    ConnectOptions => "connect",
+    KafkaOptions => "kafka",
+    NatsOptions => "nats",
+    MemoryOptions => "memory",
+    SchemaRegistryOptions => "schema-registry",
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_option_namespace_is_registered() {
+        let mut registered = super::REGISTERED.to_vec();
+        registered.sort_unstable();
+        assert_eq!(registered, crate::options::docs::namespaces());
+    }
 }

@@ -12,9 +12,6 @@ use object_store::ObjectStore;
 use object_store::memory::InMemory;
 use url::Url;
 
-/// URL schemes that name brokers rather than object stores.
-pub const BROKER_SCHEMES: &[&str] = &["kafka", "nats", "tls"];
-
 /// An object-store registry that accepts broker locations and delegates everything else.
 #[derive(Debug)]
 pub struct BrokerAwareRegistry {
@@ -33,7 +30,7 @@ impl BrokerAwareRegistry {
     }
 
     fn is_broker(url: &Url) -> bool {
-        BROKER_SCHEMES.contains(&url.scheme())
+        crate::connector::connector_schemes().contains(&url.scheme())
     }
 }
 

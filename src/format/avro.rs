@@ -27,10 +27,15 @@ const LEFT_OVER: &str = "bytes left over after the Avro datum";
 
 /// Parses Avro schema JSON given in `option`.
 pub(super) fn parse_schema(text: &[u8], option: &str) -> Result<AvroSchema> {
-    let text = std::str::from_utf8(text)
-        .map_err(|e| crate::options::invalid(option, "(schema)", &format!("not UTF-8: {e}")))?;
+    let text = std::str::from_utf8(text).map_err(|e| {
+        crate::error::TopicsError::invalid_option(option, "(schema)", &format!("not UTF-8: {e}"))
+    })?;
     serde_json::from_str::<serde_json::Value>(text).map_err(|e| {
-        crate::options::invalid(option, text, &format!("not an Avro schema (JSON): {e}"))
+        crate::error::TopicsError::invalid_option(
+            option,
+            text,
+            &format!("not an Avro schema (JSON): {e}"),
+        )
     })?;
     let schema = AvroSchema::new(text.to_string());
     // Building a decoder checks the schema itself.
@@ -42,7 +47,13 @@ pub(super) fn parse_schema(text: &[u8], option: &str) -> Result<AvroSchema> {
                 .with_writer_schema_store(store)
                 .build_decoder()
         })
-        .map_err(|e| crate::options::invalid(option, text, &format!("not an Avro schema: {e}")))?;
+        .map_err(|e| {
+            crate::error::TopicsError::invalid_option(
+                option,
+                text,
+                &format!("not an Avro schema: {e}"),
+            )
+        })?;
     Ok(schema)
 }
 

@@ -10,8 +10,8 @@ use arrow::datatypes::{DataType, Fields};
 
 use super::{DecodeContext, DecodeError, Decoder, ErrorPolicy, Format, Side, decode_with_policy};
 use crate::error::{Result, TopicsError};
-use crate::schema::{DecodedParts, ProjectionPlan, Validation};
 use crate::source::RawBatch;
+use crate::table::{DecodedParts, ProjectionPlan, Validation};
 
 /// A table's key and value formats and what it does with messages they cannot decode.
 #[derive(Debug, Clone)]

@@ -101,17 +101,21 @@ impl SchemaRegistry {
     /// authentication; requests time out after `timeout`.
     pub fn new(url: &str, auth: Option<(String, String)>, timeout: Duration) -> Result<Self> {
         let parsed = url::Url::parse(url).map_err(|e| {
-            crate::options::invalid("schema-registry.url", url, &format!("not a URL: {e}"))
+            crate::error::TopicsError::invalid_option(
+                "schema-registry.url",
+                url,
+                &format!("not a URL: {e}"),
+            )
         })?;
         if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(crate::options::invalid(
+            return Err(crate::error::TopicsError::invalid_option(
                 "schema-registry.url",
                 url,
                 "expected an http:// or https:// URL",
             ));
         }
         if parsed.scheme() == "https" {
-            crate::source::nats::install_crypto_provider();
+            crate::tls::install_crypto_provider();
         }
         let http = reqwest::Client::builder()
             .timeout(timeout)

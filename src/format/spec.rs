@@ -7,7 +7,10 @@ use arrow::datatypes::{DataType, Fields};
 
 use super::{Detail, Format, FormatKind, SchemaRegistry, avro, protobuf};
 use crate::error::{Result, TopicsError};
-use crate::options::invalid;
+
+fn invalid(key: &str, value: &str, reason: &str) -> TopicsError {
+    TopicsError::invalid_option(key, value, reason)
+}
 
 /// Which part of a message a format applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

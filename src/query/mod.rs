@@ -1,10 +1,18 @@
 //! Continuous queries: `INSERT INTO sink SELECT … FROM topic tables` run as checkpointed
 //! micro-batches with exactly-once output.
+//!
+//! [`compile`](ContinuousQuery::from_sql) takes the SQL in; `plan` decides each batch's ranges;
+//! `run` is the trigger loop with recovery; `batch` runs, writes and commits one batch.
 
-pub mod batch_plan;
-mod runner;
-pub mod trigger;
+mod batch;
+mod compile;
+mod plan;
+mod progress;
+mod run;
+mod trigger;
 
-pub use batch_plan::Limits;
-pub use runner::{BatchProgress, ContinuousQuery, RunOptions};
+pub use crate::scan::Limits;
+pub use compile::ContinuousQuery;
+pub use progress::BatchProgress;
+pub use run::RunOptions;
 pub use trigger::Trigger;

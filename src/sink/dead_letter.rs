@@ -1,6 +1,6 @@
 //! Dead letters: messages a scan could not decode, produced as they were (key, value,
-//! headers) to a dead-letter topic (Kafka) or subject (NATS), with headers saying where they
-//! came from and why they failed.
+//! headers) to a dead-letter destination (the connector's writer for it: a topic, or a
+//! subject), with headers saying where they came from and why they failed.
 
 use std::fmt;
 use std::sync::Arc;
@@ -15,8 +15,6 @@ use crate::source::RawBatch;
 /// Produces bad messages to a dead-letter destination.
 pub struct DeadLetters {
     writer: Arc<dyn MessageWriter>,
-    /// The NATS subject to publish on (Kafka writers target their topic).
-    subject: Option<String>,
 }
 
 impl fmt::Debug for DeadLetters {
@@ -26,23 +24,20 @@ impl fmt::Debug for DeadLetters {
 }
 
 impl DeadLetters {
-    /// Dead letters written by `writer`, on `subject` for NATS.
-    pub fn new(writer: Arc<dyn MessageWriter>, subject: Option<String>) -> Self {
-        Self { writer, subject }
+    /// Dead letters written by `writer` (a writer the connector made for the destination).
+    pub fn new(writer: Arc<dyn MessageWriter>) -> Self {
+        Self { writer }
     }
 
     /// Where dead letters go.
     pub fn target(&self) -> String {
-        match &self.subject {
-            Some(s) => format!("{} subject '{s}'", self.writer.target()),
-            None => self.writer.target(),
-        }
+        self.writer.target()
     }
 
     /// Produces the `bad` messages of `raw` (read from `topic`) and waits for the broker.
-    /// The key of a Kafka dead letter is `topic/partition/offset`, so a message that fails
-    /// in two scans is recognisable as one (and collapses on a compacted topic); on NATS
-    /// that is the `Nats-Msg-Id`, which the stream deduplicates within its window.
+    /// The key and the identity header of a dead letter are `topic/partition/offset`, so a
+    /// message that fails in two scans is recognisable as one (it collapses on a compacted
+    /// topic, and a broker that deduplicates on the identity, as NATS does, keeps one).
     pub async fn send(&self, topic: &str, raw: &RawBatch, bad: &[BadMessage]) -> Result<()> {
         let messages: Vec<OutgoingMessage> = bad
             .iter()
@@ -62,9 +57,10 @@ impl DeadLetters {
                         format!("{}: {}", b.side.name(), b.reason).into_bytes(),
                     ),
                 ]);
-                if self.subject.is_some() {
-                    headers.push(("Nats-Msg-Id".to_string(), origin.clone().into_bytes()));
-                }
+                headers.push((
+                    self.writer.identity_header().to_string(),
+                    origin.clone().into_bytes(),
+                ));
                 if let Some(keys) = raw.keys.as_ref().filter(|k| k.is_valid(b.row)) {
                     headers.push(("dlt.key".to_string(), keys.value(b.row).to_vec()));
                 }
@@ -82,7 +78,7 @@ impl DeadLetters {
                         .filter(|t| t.is_valid(b.row))
                         .map(|t| t.value(b.row)),
                     headers,
-                    subject: self.subject.clone(),
+                    subject: None,
                 }
             })
             .collect();

@@ -11,22 +11,22 @@ use arrow::datatypes::{DataType, Schema};
 
 use crate::error::{Result, TopicsError};
 use crate::format::{Encoder, TableFormats};
-use crate::schema::MetadataColumn;
+use crate::table::MetadataColumn;
 
 /// One message to be written: value and key bytes, and where and how to write it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutgoingMessage {
-    /// The encoded value; `None` writes a message without value (a Kafka tombstone).
+    /// The encoded value; `None` writes a message without value (a tombstone).
     pub value: Option<Vec<u8>>,
-    /// The message key (Kafka).
+    /// The message key.
     pub key: Option<Vec<u8>>,
-    /// The target partition; `None` lets the writer choose (Kafka's partitioner by key).
+    /// The target partition; `None` lets the writer choose (by key, as its partitioner does).
     pub partition: Option<i32>,
-    /// The message timestamp in milliseconds (Kafka create time).
+    /// The message timestamp in milliseconds (create time).
     pub timestamp: Option<i64>,
     /// Headers in order.
     pub headers: Vec<(String, Vec<u8>)>,
-    /// The subject to publish on (NATS).
+    /// The subject to publish on, for connectors whose tables declare `_subject`.
     pub subject: Option<String>,
 }
 
@@ -199,7 +199,7 @@ mod tests {
     use arrow::datatypes::Field;
 
     use super::*;
-    use crate::schema::{KAFKA_METADATA, TableSchema};
+    use crate::table::{MetadataColumn as M, TopicSchema};
 
     #[test]
     fn json_rows_with_metadata() {
@@ -207,9 +207,16 @@ mod tests {
             Field::new("id", DataType::Int64, true),
             Field::new("amount", DataType::Float64, true),
         ];
-        let table = TableSchema::try_new(
+        let table = TopicSchema::try_new(
             values.clone().into(),
-            KAFKA_METADATA,
+            &[
+                M::Topic,
+                M::Partition,
+                M::Offset,
+                M::Timestamp,
+                M::Key,
+                M::Headers,
+            ],
             DataType::Binary,
             Default::default(),
         )

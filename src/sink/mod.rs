@@ -3,14 +3,14 @@
 //! some rows; rerunning it writes them again). The continuous-query runner builds its
 //! exactly-once sinks on the same encoder and writers.
 
-pub mod batch;
-pub mod dead_letter;
-pub mod encode;
-pub mod files;
-pub mod identity;
-pub mod kafka;
-pub mod nats;
-pub mod topic_batches;
+mod batch;
+mod dead_letter;
+mod encode;
+pub(crate) mod files;
+pub(crate) mod identity;
+#[cfg(test)]
+mod tests;
+mod topic_batches;
 
 use std::fmt;
 use std::sync::Arc;
@@ -26,10 +26,12 @@ use futures::StreamExt;
 pub use batch::{BatchSink, BatchWritten};
 pub use dead_letter::DeadLetters;
 pub use encode::{OutgoingMessage, RowEncoder};
-pub use files::FileBatchSink;
-pub use kafka::KafkaWriter;
-pub use nats::NatsWriter;
+pub use files::{FileBatchSink, FileFormat};
 pub use topic_batches::TopicBatchSink;
+
+/// The header that carries a message's exactly-once identity on brokers without a native
+/// one (Kafka, memory topics); NATS uses `Nats-Msg-Id`, which its streams deduplicate on.
+pub const IDENTITY_HEADER: &str = "dft-id";
 
 use crate::error::Result;
 

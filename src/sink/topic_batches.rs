@@ -1,8 +1,8 @@
-//! Exactly-once micro-batches into a Kafka topic or NATS stream: every message carries a
-//! deterministic identity (a header, or its position in the partition); a replayed batch
-//! first reads back what the interrupted attempt wrote (from the output positions recorded
-//! before the batch) and writes only the rest. On NATS the identity is also the
-//! `Nats-Msg-Id`, so the server deduplicates within its window as well. With Kafka
+//! Exactly-once micro-batches into a topic table: every message carries a deterministic
+//! identity (a header, or its position in the partition); a replayed batch first reads back
+//! what the interrupted attempt wrote (from the output positions recorded before the batch)
+//! and writes only the rest. Where the identity header is one the broker deduplicates on
+//! (NATS's `Nats-Msg-Id`), the server deduplicates within its window as well. With
 //! transactions each batch also commits atomically (see [`Recovery::Transactional`]).
 
 use std::collections::HashSet;
@@ -20,13 +20,13 @@ use super::identity::{batch_prefix, fnv1a_128, identities};
 use super::{MessageWriter, Recovery};
 use crate::checkpoint::SinkMarks;
 use crate::error::{Result, TopicsError};
-use crate::source::{ColumnNeeds, OffsetRange, ReadRequest, Source};
+use crate::source::{ColumnNeeds, LogSource, OffsetRange, ReadRequest};
 
 /// A topic table as the sink of a continuous query.
 #[derive(Debug)]
 pub struct TopicBatchSink {
     writer: Arc<dyn MessageWriter>,
-    source: Arc<dyn Source>,
+    source: Arc<dyn LogSource>,
     encoder: RowEncoder,
 }
 
@@ -35,7 +35,7 @@ impl TopicBatchSink {
     /// `encoder`.
     pub fn new(
         writer: Arc<dyn MessageWriter>,
-        source: Arc<dyn Source>,
+        source: Arc<dyn LogSource>,
         encoder: RowEncoder,
     ) -> Self {
         Self {
@@ -148,7 +148,7 @@ impl TopicBatchSink {
                 return Err(self.fail(format!(
                     "batch {batch}: output partition {p} gained {written} messages since the batch began \
                      but the batch writes {} there; another producer writes to the output topic, which \
-                     exactly-once output to Kafka does not allow",
+                     positional recovery does not allow (use 'sink.recovery' 'identity-header')",
                     mine.len()
                 )));
             }

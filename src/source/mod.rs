@@ -1,81 +1,35 @@
-//! The source abstraction: partitions, watermarks, timestamp lookups and range reads.
+//! The two ways a table's messages are read, and the columnar batches readers produce.
 //!
-//! A source reads a half-open offset range `[start, end)` of one partition (or an open range
-//! `[start, ∞)`) into columnar [`RawBatch`]es. Reading the same closed range twice yields the
-//! same messages, or a [`TopicsError::DataLoss`] when retention removed some of them; that
-//! determinism is what checkpoints and exactly-once rely on.
+//! A [`LogSource`] (a Kafka topic, a NATS JetStream stream read by sequence) reads a half-open
+//! offset range `[start, end)` of one partition, or an open range `[start, ∞)`. Reading the
+//! same closed range twice yields the same messages, or a [`TopicsError::DataLoss`] when
+//! retention removed some of them: that determinism is what checkpoints and exactly-once rely
+//! on. A [`QueueSource`] (a NATS work queue) hands each message to one of several readers of a
+//! shared cursor and learns when it was used through acknowledgements: at-least-once, no
+//! offsets. A table holds one or the other ([`TableSource`]), matched once where it is planned.
+//!
+//! [`TopicsError::DataLoss`]: crate::TopicsError::DataLoss
 
-pub mod kafka;
-pub mod nats;
+mod queue;
+mod range;
 mod raw_batch;
 mod reader_task;
-mod work_queue;
 
-use std::fmt::{self, Debug, Display};
+use std::fmt::{Debug, Display};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
 use crate::error::{Result, TopicsError};
 
+pub use queue::{AckSender, DeferredAcks, QueueRead};
+pub use range::{OffsetRange, Watermarks};
 pub use raw_batch::{ColumnNeeds, RawBatch, RawBatchBuilder, headers_data_type};
 pub use reader_task::running_readers;
+// The broker readers feed channels; a build without them uses only the guard.
+#[allow(unused_imports)]
 pub(crate) use reader_task::{RunningGuard, batch_channel, receiver_stream};
-pub use work_queue::{AckSender, DeferredAcks, WorkQueue};
-
-/// A half-open range of offsets `[start, end)` in one partition; `end = None` follows the log.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct OffsetRange {
-    /// First offset to read.
-    pub start: i64,
-    /// Exclusive end, or `None` for an open (unbounded) range.
-    pub end: Option<i64>,
-}
-
-impl OffsetRange {
-    /// A closed range `[start, end)`.
-    pub fn closed(start: i64, end: i64) -> Self {
-        Self {
-            start,
-            end: Some(end),
-        }
-    }
-
-    /// An open range `[start, ∞)`.
-    pub fn open(start: i64) -> Self {
-        Self { start, end: None }
-    }
-
-    /// For work-queue sources: read until nothing is pending (a bounded read of a queue,
-    /// which has no offsets to end at).
-    pub fn drain() -> Self {
-        Self::closed(0, i64::MAX)
-    }
-
-    /// True when the range is closed and holds no offset.
-    pub fn is_empty(&self) -> bool {
-        matches!(self.end, Some(end) if end <= self.start)
-    }
-}
-
-impl Display for OffsetRange {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.end {
-            Some(i64::MAX) => f.write_str("until drained"),
-            Some(end) => write!(f, "[{}, {})", self.start, end),
-            None => write!(f, "[{}, ∞)", self.start),
-        }
-    }
-}
-
-/// What a partition holds: the first available offset and the next offset to be written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Watermarks {
-    /// First available offset (the low watermark).
-    pub low: i64,
-    /// Next offset to be written (the high watermark).
-    pub high: i64,
-}
 
 /// How a partition read should behave beyond the range itself.
 #[derive(Debug, Clone, Copy)]
@@ -91,19 +45,19 @@ pub struct ReadRequest {
     pub fail_on_data_loss: bool,
 }
 
-/// A stream of raw batches read from one partition.
+/// A stream of raw batches read from one partition (or one queue reader).
 pub type RawBatchStream = BoxStream<'static, Result<RawBatch>>;
 
-/// A log-structured source (a Kafka topic, a NATS JetStream stream) read by offset ranges.
+/// A log read by offset ranges: a Kafka topic, a NATS JetStream stream (or a family of them).
 ///
 /// Implementations hold connection settings only; connections are opened by the calls
-/// themselves, so a scan plan holding a source stays plain data.
+/// themselves (or lazily, once), so a scan plan holding a source stays plain data.
 #[async_trait]
-pub trait Source: Debug + Display + Send + Sync {
-    /// Short kind name: `kafka` or `nats`.
+pub trait LogSource: Debug + Display + Send + Sync {
+    /// The connector's name, lower case (`kafka`, `nats`, `memory`), for messages.
     fn kind(&self) -> &'static str;
 
-    /// The topic (Kafka) or stream (NATS) name, shown as `_topic`.
+    /// The topic (or stream) name, shown as `_topic`.
     fn topic(&self) -> &str;
 
     /// The `_topic` value of a partition's rows: the topic, or for sources whose partitions
@@ -113,7 +67,8 @@ pub trait Source: Debug + Display + Send + Sync {
         self.topic().to_string()
     }
 
-    /// The partition ids, ascending; fails with [`TopicsError::UnknownTopic`] when it does not exist.
+    /// The partition ids, ascending; fails with [`TopicsError::UnknownTopic`] when the topic
+    /// does not exist.
     async fn partitions(&self) -> Result<Vec<i32>>;
 
     /// Low and high watermarks of the given partitions, in the same order.
@@ -154,13 +109,95 @@ pub trait Source: Debug + Display + Send + Sync {
         })
     }
 
-    /// The shared cursor behind this source when it is read as a work queue (its partitions
-    /// are then readers, not offset ranges); `None` for sources read by offset ranges.
-    fn work_queue(&self) -> Option<&dyn WorkQueue> {
-        None
+    /// Reads `range` of `partition`. A closed range ends after its last offset (offsets that
+    /// hold no message, such as transaction markers, end it too); an open range follows the
+    /// log until the stream is dropped. Dropping the stream releases the reader.
+    fn read(&self, partition: i32, range: OffsetRange, request: ReadRequest) -> RawBatchStream;
+}
+
+/// A shared, acknowledged cursor read by several readers (a work queue): every message goes
+/// to one reader and is acknowledged once used; one that is not acknowledged in time returns
+/// to the queue. At-least-once; no offsets to plan by.
+#[async_trait]
+pub trait QueueSource: Debug + Display + Send + Sync {
+    /// The connector's name, lower case, for messages.
+    fn kind(&self) -> &'static str;
+
+    /// The topic (or stream) name, shown as `_topic`.
+    fn topic(&self) -> &str;
+
+    /// The name of the shared cursor (for NATS, the durable consumer).
+    fn cursor(&self) -> &str;
+
+    /// The reader ids (one output partition each); checks that the queue exists (creating
+    /// its cursor when the table says so).
+    async fn readers(&self) -> Result<Vec<i32>>;
+
+    /// Messages not yet acknowledged: waiting for delivery, or delivered and waiting for
+    /// their acknowledgement (they return to the queue when their ack wait passes).
+    async fn pending(&self) -> Result<u64>;
+
+    /// Reads as reader `reader`: until the queue has nothing pending (`read.drain`) or
+    /// following it, at most `read.max_messages`, acknowledging as `read.acks` says.
+    fn read(&self, reader: i32, read: QueueRead, request: ReadRequest) -> RawBatchStream;
+}
+
+/// What a table reads: a log by offset ranges, or a queue through a shared cursor.
+#[derive(Debug, Clone)]
+pub enum TableSource {
+    /// Offset ranges of a log.
+    Log(Arc<dyn LogSource>),
+    /// Readers of a work queue.
+    Queue(Arc<dyn QueueSource>),
+}
+
+impl TableSource {
+    /// The connector's name, lower case.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Log(s) => s.kind(),
+            Self::Queue(q) => q.kind(),
+        }
     }
 
-    /// Reads `range` of `partition`. A closed range ends after its last offset; an open range
-    /// follows the log until the stream is dropped. Dropping the stream releases the reader.
-    fn read(&self, partition: i32, range: OffsetRange, request: ReadRequest) -> RawBatchStream;
+    /// The topic (or stream) name.
+    pub fn topic(&self) -> &str {
+        match self {
+            Self::Log(s) => s.topic(),
+            Self::Queue(q) => q.topic(),
+        }
+    }
+
+    /// The log, when the table reads one.
+    pub fn log(&self) -> Option<&Arc<dyn LogSource>> {
+        match self {
+            Self::Log(s) => Some(s),
+            Self::Queue(_) => None,
+        }
+    }
+
+    /// The queue, when the table reads one.
+    pub fn queue(&self) -> Option<&Arc<dyn QueueSource>> {
+        match self {
+            Self::Log(_) => None,
+            Self::Queue(q) => Some(q),
+        }
+    }
+
+    /// Checks that the topic exists (and for a queue, its cursor).
+    pub async fn check(&self) -> Result<()> {
+        match self {
+            Self::Log(s) => s.partitions().await.map(|_| ()),
+            Self::Queue(q) => q.readers().await.map(|_| ()),
+        }
+    }
+}
+
+impl Display for TableSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Log(s) => Display::fmt(s, f),
+            Self::Queue(q) => Display::fmt(q, f),
+        }
+    }
 }

@@ -52,6 +52,7 @@ impl Drop for RunningGuard {
 }
 
 /// The channel a reader sends batches through: small, so a slow scan holds the reader back.
+#[cfg_attr(not(any(feature = "kafka", feature = "nats")), allow(dead_code))]
 pub(crate) fn batch_channel() -> (
     mpsc::Sender<Result<RawBatch>>,
     mpsc::Receiver<Result<RawBatch>>,
@@ -60,6 +61,7 @@ pub(crate) fn batch_channel() -> (
 }
 
 /// The scan side of [`batch_channel`]; dropping it closes the channel and stops the reader.
+#[cfg_attr(not(any(feature = "kafka", feature = "nats")), allow(dead_code))]
 pub(crate) fn receiver_stream(rx: mpsc::Receiver<Result<RawBatch>>) -> RawBatchStream {
     futures::stream::unfold(rx, |mut rx| async move {
         rx.recv().await.map(|item| (item, rx))

@@ -7,7 +7,7 @@ use std::time::Duration;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::prelude::SessionContext;
-use datafusion_topics::{KafkaTableOptions, StreamingTableProvider};
+use datafusion_topics::TopicTable;
 
 use crate::brokers;
 
@@ -30,9 +30,7 @@ pub async fn kafka_table(
     value_schema: SchemaRef,
     pairs: &[(&str, &str)],
 ) -> SessionContext {
-    let options =
-        KafkaTableOptions::parse(&location(topic), value_schema, &opts(pairs)).expect("options");
-    let provider = StreamingTableProvider::try_new_kafka(options)
+    let provider = TopicTable::open(&location(topic), value_schema, &opts(pairs))
         .await
         .expect("provider");
     let ctx = datafusion_topics::session_context();
@@ -145,9 +143,7 @@ pub async fn nats_table_at(
     value_schema: SchemaRef,
     pairs: &[(&str, &str)],
 ) -> SessionContext {
-    let options = datafusion_topics::NatsTableOptions::parse(location, value_schema, &opts(pairs))
-        .expect("options");
-    let provider = StreamingTableProvider::try_new_nats(options)
+    let provider = TopicTable::open(location, value_schema, &opts(pairs))
         .await
         .expect("provider");
     let ctx = datafusion_topics::session_context();
@@ -158,9 +154,7 @@ pub async fn nats_table_at(
 
 /// The error creating a NATS table at `location` gives.
 pub async fn nats_table_error(location: &str, pairs: &[(&str, &str)]) -> String {
-    let options = datafusion_topics::NatsTableOptions::parse(location, no_columns(), &opts(pairs))
-        .expect("options");
-    StreamingTableProvider::try_new_nats(options)
+    TopicTable::open(location, no_columns(), &opts(pairs))
         .await
         .expect_err("creating the table should fail")
         .to_string()

@@ -5,7 +5,7 @@
 
 use datafusion::arrow::array::AsArray;
 use datafusion::prelude::SessionContext;
-use datafusion_topics::format::registry::SchemaType;
+use datafusion_topics::SchemaType;
 use prost_reflect::{DescriptorPool, DynamicMessage, MapKey, ReflectMessage, Value as PbValue};
 
 use crate::harness::*;

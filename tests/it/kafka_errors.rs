@@ -4,22 +4,20 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion_topics::{KafkaTableOptions, StreamingTableProvider, TopicsError};
+use datafusion_topics::{TableDefinition, TopicTable, TopicsError};
 
 use crate::harness::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_topic_is_named() {
     let name = unique_name("missing");
-    let options = KafkaTableOptions::parse(
+    let err = TopicTable::open(
         &location(&name),
         no_columns(),
         &opts(&[("connect.timeout", "5s")]),
     )
-    .unwrap();
-    let err = StreamingTableProvider::try_new_kafka(options)
-        .await
-        .unwrap_err();
+    .await
+    .unwrap_err();
     assert!(matches!(err, TopicsError::UnknownTopic { .. }), "{err:?}");
     let text = err.to_string();
     assert!(
@@ -37,11 +35,8 @@ async fn unreachable_brokers_fail_within_the_timeout() {
         .unwrap()
         .port();
     let location = format!("kafka://127.0.0.1:{port}/orders");
-    let options =
-        KafkaTableOptions::parse(&location, no_columns(), &opts(&[("connect.timeout", "1s")]))
-            .unwrap();
     let started = Instant::now();
-    let err = StreamingTableProvider::try_new_kafka(options)
+    let err = TopicTable::open(&location, no_columns(), &opts(&[("connect.timeout", "1s")]))
         .await
         .unwrap_err();
     let elapsed = started.elapsed();
@@ -141,7 +136,7 @@ async fn malformed_json_names_topic_partition_and_offset() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_and_malformed_options_are_named() {
     let loc = location("orders");
-    let err = KafkaTableOptions::parse(
+    let err = TableDefinition::parse(
         &loc,
         no_columns(),
         &opts(&[("scan.startup.mod", "earliest-offset")]),
@@ -152,7 +147,7 @@ async fn unknown_and_malformed_options_are_named() {
         err.contains("scan.startup.mod") && err.contains("scan.startup.mode"),
         "{err}"
     );
-    let err = KafkaTableOptions::parse(
+    let err = TableDefinition::parse(
         &loc,
         no_columns(),
         &opts(&[("scan.bounded.mode", "forever")]),
@@ -163,7 +158,7 @@ async fn unknown_and_malformed_options_are_named() {
         err.contains("scan.bounded.mode") && err.contains("forever"),
         "{err}"
     );
-    let err = KafkaTableOptions::parse("kafka://nohost/orders", no_columns(), &opts(&[]))
+    let err = TableDefinition::parse("kafka://nohost/orders", no_columns(), &opts(&[]))
         .unwrap_err()
         .to_string();
     assert!(err.contains("kafka://nohost/orders"), "{err}");

@@ -600,7 +600,7 @@ async fn tls_with_a_self_signed_certificate() {
     let err = nats_table_error(&location, &pairs).await;
     assert!(err.contains(&server.url.replace("nats://", "")), "{err}");
     // A CA file that does not exist is named.
-    let err = datafusion_topics::NatsTableOptions::parse(
+    let err = datafusion_topics::TableDefinition::parse(
         &location,
         no_columns(),
         &opts(&[("nats.tls.ca-file", "/nonexistent/ca.pem")]),
@@ -857,7 +857,7 @@ async fn creds_file_authentication() {
     );
     let missing = dir.path().join("missing.creds");
     let pairs = [("nats.creds-file", missing.to_str().unwrap())];
-    let err = datafusion_topics::NatsTableOptions::parse(&location, no_columns(), &opts(&pairs))
+    let err = datafusion_topics::TableDefinition::parse(&location, no_columns(), &opts(&pairs))
         .map(|_| ())
         .err()
         .map(|e| e.to_string());

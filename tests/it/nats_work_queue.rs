@@ -209,7 +209,7 @@ async fn work_queue_options_and_consumers_that_do_not_fit_are_refused() {
     let stream = id_stream(&js, 1).await;
     let location = nats_location(&stream);
     let parse = |pairs: &[(&str, &str)]| {
-        datafusion_topics::NatsTableOptions::parse(&location, id_schema(), &opts(pairs))
+        datafusion_topics::TableDefinition::parse(&location, id_schema(), &opts(pairs))
             .map(|_| ())
             .unwrap_err()
             .to_string()

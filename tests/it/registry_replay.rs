@@ -7,8 +7,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use datafusion_topics::format::SchemaRegistry;
-use datafusion_topics::format::registry::SchemaType;
+use datafusion_topics::{SchemaRegistry, SchemaType};
 use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;

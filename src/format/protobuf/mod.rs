@@ -91,7 +91,7 @@ impl ProtobufFormat {
                     (pool, None, None, None)
                 } else {
                     let text = std::str::from_utf8(bytes).map_err(|_| {
-                        crate::options::invalid(
+                        crate::error::TopicsError::invalid_option(
                             &option,
                             &path,
                             "neither a descriptor set nor a UTF-8 .proto file",
@@ -107,8 +107,9 @@ impl ProtobufFormat {
                     if let Some(dir) = Path::new(&path).parent() {
                         add_imports(dir, text, &mut files);
                     }
-                    let pool = compile_sources(&name, files)
-                        .map_err(|e| crate::options::invalid(&option, &path, &e.to_string()))?;
+                    let pool = compile_sources(&name, files).map_err(|e| {
+                        crate::error::TopicsError::invalid_option(&option, &path, &e.to_string())
+                    })?;
                     (pool, Some(name), Some(text.to_string()), None)
                 }
             }
@@ -148,7 +149,7 @@ impl ProtobufFormat {
                     .map(|m| m.full_name().to_string())
                     .take(20)
                     .collect();
-                crate::options::invalid(
+                crate::error::TopicsError::invalid_option(
                     &format!("{p}.protobuf.message"),
                     name,
                     &format!("no such message type; the schema has {}", known.join(", ")),

@@ -1,0 +1,357 @@
+//! An in-memory topic: partitions of messages in offset order, readable by ranges like a
+//! broker's log (with retention by [`MemoryTopic::delete_before`]) and writable like one.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::StreamExt;
+use tokio::sync::Notify;
+
+use crate::error::{Result, TopicsError};
+use crate::sink::{MessageWriter, OutgoingMessage, Recovery};
+use crate::source::{
+    LogSource, OffsetRange, RawBatchBuilder, RawBatchStream, ReadRequest, RunningGuard, Watermarks,
+};
+
+/// One stored message.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct MemoryMessage {
+    /// Create time in milliseconds since the epoch.
+    pub timestamp: i64,
+    /// Key bytes.
+    pub key: Option<Vec<u8>>,
+    /// Value bytes (None: a tombstone).
+    pub value: Option<Vec<u8>>,
+    /// Headers in order.
+    pub headers: Vec<(String, Vec<u8>)>,
+    /// A subject, for tables that declare `_subject`.
+    pub subject: Option<String>,
+}
+
+impl MemoryMessage {
+    /// A message with only a value, stamped `timestamp`.
+    pub fn value(value: impl Into<Vec<u8>>, timestamp: i64) -> Self {
+        Self {
+            timestamp,
+            value: Some(value.into()),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Partition {
+    /// Offset of `messages[0]` (the low watermark).
+    first: i64,
+    messages: VecDeque<MemoryMessage>,
+}
+
+impl Partition {
+    fn high(&self) -> i64 {
+        self.first + self.messages.len() as i64
+    }
+}
+
+/// A topic held in this process: a log source and a message writer at once, so broker-free
+/// tests can run scans, INSERTs and continuous queries (with exactly-once sinks) over it.
+/// Cloning gives another handle to the same topic.
+#[derive(Clone)]
+pub struct MemoryTopic {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    name: String,
+    partitions: Vec<Mutex<Partition>>,
+    appended: Notify,
+}
+
+impl fmt::Debug for MemoryTopic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryTopic")
+            .field("name", &self.inner.name)
+            .field("partitions", &self.inner.partitions.len())
+            .finish()
+    }
+}
+
+impl fmt::Display for MemoryTopic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "mem:///{}", self.inner.name)
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+impl Inner {
+    fn partition(&self, p: i32) -> Result<std::sync::MutexGuard<'_, Partition>> {
+        usize::try_from(p)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
+            .ok_or_else(|| TopicsError::Client {
+                kind: "memory",
+                action: format!("reading topic '{}'", self.name),
+                detail: format!("no partition {p} (it has {})", self.partitions.len()),
+            })
+    }
+}
+
+impl MemoryTopic {
+    /// An empty topic with `partitions` partitions (at least one).
+    pub fn new(name: impl Into<String>, partitions: usize) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                name: name.into(),
+                partitions: (0..partitions.max(1)).map(|_| Mutex::default()).collect(),
+                appended: Notify::new(),
+            }),
+        }
+    }
+
+    /// The topic's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// How many partitions it has.
+    pub fn partition_count(&self) -> usize {
+        self.inner.partitions.len()
+    }
+
+    /// Appends `message` to `partition`; returns its offset.
+    pub fn append(&self, partition: i32, message: MemoryMessage) -> Result<i64> {
+        let offset = {
+            let mut p = self.inner.partition(partition)?;
+            p.messages.push_back(message);
+            p.high() - 1
+        };
+        self.inner.appended.notify_waiters();
+        Ok(offset)
+    }
+
+    /// Removes the messages of `partition` below `offset`, as retention would.
+    pub fn delete_before(&self, partition: i32, offset: i64) -> Result<()> {
+        let mut p = self.inner.partition(partition)?;
+        let to = offset.min(p.high());
+        while p.first < to {
+            p.messages.pop_front();
+            p.first += 1;
+        }
+        Ok(())
+    }
+
+    /// Copies the messages of `partition` in `[start, end)` (clamped to what it holds).
+    pub fn messages(
+        &self,
+        partition: i32,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<(i64, MemoryMessage)>> {
+        let p = self.inner.partition(partition)?;
+        let from = start.max(p.first);
+        let to = end.min(p.high());
+        Ok((from..to)
+            .map(|o| (o, p.messages[(o - p.first) as usize].clone()))
+            .collect())
+    }
+
+    fn marks(&self, partition: i32) -> Result<Watermarks> {
+        let p = self.inner.partition(partition)?;
+        Ok(Watermarks {
+            low: p.first,
+            high: p.high(),
+        })
+    }
+}
+
+#[async_trait]
+impl LogSource for MemoryTopic {
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    fn topic(&self) -> &str {
+        &self.inner.name
+    }
+
+    async fn partitions(&self) -> Result<Vec<i32>> {
+        Ok((0..self.inner.partitions.len() as i32).collect())
+    }
+
+    async fn watermarks(&self, partitions: &[i32]) -> Result<Vec<Watermarks>> {
+        partitions.iter().map(|p| self.marks(*p)).collect()
+    }
+
+    async fn offsets_for_timestamp(
+        &self,
+        partitions: &[i32],
+        timestamp_ms: i64,
+    ) -> Result<Vec<i64>> {
+        partitions
+            .iter()
+            .map(|&p| {
+                let part = self.inner.partition(p)?;
+                Ok(part
+                    .messages
+                    .iter()
+                    .position(|m| m.timestamp >= timestamp_ms)
+                    .map_or(part.high(), |i| part.first + i as i64))
+            })
+            .collect()
+    }
+
+    fn read(&self, partition: i32, range: OffsetRange, request: ReadRequest) -> RawBatchStream {
+        let reader = MemoryReader {
+            topic: self.clone(),
+            partition,
+            next: range.start,
+            end: range.end,
+            request,
+            remaining: request.max_messages.unwrap_or(u64::MAX),
+            _guard: RunningGuard::start(&self.inner.name),
+        };
+        futures::stream::unfold(reader, |mut reader| async move {
+            let item = reader.next_batch().await?;
+            Some((item, reader))
+        })
+        .boxed()
+    }
+}
+
+/// One partition read in progress.
+struct MemoryReader {
+    topic: MemoryTopic,
+    partition: i32,
+    next: i64,
+    end: Option<i64>,
+    request: ReadRequest,
+    remaining: u64,
+    _guard: RunningGuard,
+}
+
+impl MemoryReader {
+    fn done(&self) -> bool {
+        self.remaining == 0 || self.end.is_some_and(|end| self.next >= end)
+    }
+
+    /// The next batch, waiting for messages on an open range; `None` once the range ended.
+    async fn next_batch(&mut self) -> Option<Result<crate::source::RawBatch>> {
+        loop {
+            if self.done() {
+                return None;
+            }
+            let notified = self.topic.inner.appended.notified();
+            let mut builder = RawBatchBuilder::new(
+                self.partition,
+                self.request.needs,
+                self.request.batch_rows.max(1),
+            );
+            {
+                let p = match self.topic.inner.partition(self.partition) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.remaining = 0;
+                        return Some(Err(e));
+                    }
+                };
+                if self.next < p.first {
+                    if self.request.fail_on_data_loss {
+                        self.remaining = 0;
+                        return Some(Err(TopicsError::DataLoss {
+                            topic: self.topic.inner.name.clone(),
+                            partition: self.partition,
+                            offset: self.next,
+                            detail: format!("offsets [{}, {}) were removed", self.next, p.first),
+                        }));
+                    }
+                    builder.skip((p.first - self.next) as u64);
+                    self.next = p.first;
+                }
+                let stop = self.end.unwrap_or(i64::MAX).min(p.high());
+                while self.next < stop && !builder.is_full() && self.remaining > 0 {
+                    let m = &p.messages[(self.next - p.first) as usize];
+                    builder.append(
+                        self.next,
+                        Some(m.timestamp),
+                        m.key.as_deref(),
+                        m.value.as_deref(),
+                        || {
+                            m.headers
+                                .iter()
+                                .map(|(k, v)| (k.as_str(), Some(v.as_slice())))
+                        },
+                    );
+                    if let Some(subject) = &m.subject {
+                        builder.append_subject(subject);
+                    }
+                    self.next += 1;
+                    self.remaining -= 1;
+                }
+                // A closed range never ends beyond what the partition held when it was
+                // planned, so an end beyond the high watermark is a range over offsets
+                // that were never written: it ends where the partition ends.
+                if self.end.is_some_and(|end| end > p.high()) && self.next >= p.high() {
+                    self.end = Some(self.next);
+                }
+            }
+            if builder.has_news() {
+                return Some(Ok(builder.finish()));
+            }
+            if self.done() {
+                return None;
+            }
+            // Open range, caught up: wait for an append (or look again shortly).
+            let _ = tokio::time::timeout(Duration::from_millis(50), notified).await;
+        }
+    }
+}
+
+#[async_trait]
+impl MessageWriter for MemoryTopic {
+    fn target(&self) -> String {
+        format!("memory topic '{}'", self.inner.name)
+    }
+
+    fn identity_header(&self) -> &'static str {
+        crate::sink::IDENTITY_HEADER
+    }
+
+    fn recovery(&self) -> Recovery {
+        Recovery::Positional
+    }
+
+    fn for_batches(&self) -> Arc<dyn MessageWriter> {
+        Arc::new(self.clone())
+    }
+
+    async fn write(&self, messages: &[OutgoingMessage]) -> Result<u64> {
+        let count = self.inner.partitions.len() as u128;
+        for m in messages {
+            let partition = match (m.partition, &m.key) {
+                (Some(p), _) => p,
+                (None, Some(key)) => (crate::sink::identity::fnv1a_128(&[key]) % count) as i32,
+                (None, None) => 0,
+            };
+            self.append(
+                partition,
+                MemoryMessage {
+                    timestamp: m.timestamp.unwrap_or_else(now_ms),
+                    key: m.key.clone(),
+                    value: m.value.clone(),
+                    headers: m.headers.clone(),
+                    subject: m.subject.clone(),
+                },
+            )?;
+        }
+        Ok(messages.len() as u64)
+    }
+}

@@ -1,0 +1,173 @@
+//! Taking a continuous query in: the DDL statements run, the one `INSERT INTO … SELECT` kept
+//! as a logical plan, its source topic tables found and its sink chosen.
+
+use std::fmt;
+use std::sync::Arc;
+
+use datafusion::catalog::TableProvider;
+use datafusion::common::TableReference;
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::datasource::listing::ListingTable;
+use datafusion::datasource::source_as_provider;
+use datafusion::error::DataFusionError;
+use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::DFParser;
+
+use crate::error::TopicsError;
+use crate::sink::{BatchSink, FileBatchSink, FileFormat, RowEncoder, TopicBatchSink};
+use crate::table::TopicTable;
+
+/// A source table of a continuous query.
+#[derive(Debug, Clone)]
+pub(crate) struct SourceTable {
+    /// The name the query uses.
+    pub name: TableReference,
+    /// The table.
+    pub table: TopicTable,
+}
+
+/// A continuous `INSERT INTO sink SELECT … FROM topic tables` query, compiled: run it with
+/// [`ContinuousQuery::run`](super::ContinuousQuery::run).
+pub struct ContinuousQuery {
+    pub(crate) ctx: SessionContext,
+    /// The INSERT as written (whitespace normalised), which owns the checkpoint.
+    pub(crate) text: String,
+    /// The SELECT's logical plan; each batch binds its sources to that batch's ranges.
+    pub(crate) select: LogicalPlan,
+    pub(crate) sources: Vec<SourceTable>,
+    pub(crate) sink: Arc<dyn BatchSink>,
+}
+
+impl fmt::Debug for ContinuousQuery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContinuousQuery")
+            .field("query", &self.text)
+            .field("sources", &self.sources)
+            .field("sink", &self.sink)
+            .finish()
+    }
+}
+
+impl ContinuousQuery {
+    /// Runs the DDL statements of `sql` in `ctx` and prepares its one `INSERT INTO … SELECT`
+    /// (the continuous query). Sources are the topic tables it reads; the sink is its target:
+    /// a topic table, or a Parquet / JSON table (`STORED AS PARQUET | JSON`).
+    pub async fn from_sql(ctx: SessionContext, sql: &str) -> Result<Self, DataFusionError> {
+        let statements = DFParser::parse_sql(sql)?;
+        let mut insert: Option<(String, DmlStatement)> = None;
+        for statement in statements {
+            let text = statement.to_string();
+            let plan = ctx.state().statement_to_plan(statement).await?;
+            match plan {
+                LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)) => {
+                    if insert.is_some() {
+                        return Err(TopicsError::plan(
+                            "a continuous query file holds exactly one INSERT INTO … SELECT",
+                        )
+                        .into());
+                    }
+                    insert = Some((text, dml));
+                }
+                other => {
+                    ctx.execute_logical_plan(other).await?.collect().await?;
+                }
+            }
+        }
+        let (text, dml) = insert.ok_or_else(|| {
+            TopicsError::plan(
+                "no INSERT INTO … SELECT: a continuous query writes its rows somewhere",
+            )
+        })?;
+        let sources = find_sources(&dml.input)?;
+        if sources.is_empty() {
+            return Err(TopicsError::plan(
+                "the query reads no topic table, so there is nothing to run continuously",
+            )
+            .into());
+        }
+        let sink = sink_of(&ctx, &dml).await?;
+        Ok(Self {
+            ctx,
+            text,
+            select: Arc::unwrap_or_clone(dml.input),
+            sources,
+            sink,
+        })
+    }
+
+    /// The sink's description.
+    pub fn sink(&self) -> String {
+        self.sink.describe()
+    }
+}
+
+/// The topic tables a plan scans (subqueries included), each once.
+fn find_sources(plan: &LogicalPlan) -> Result<Vec<SourceTable>, DataFusionError> {
+    let mut out: Vec<SourceTable> = Vec::new();
+    plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let provider = source_as_provider(&scan.source)?;
+            if let Some(table) = provider.downcast_ref::<TopicTable>()
+                && !out.iter().any(|s| s.name == scan.table_name)
+            {
+                out.push(SourceTable {
+                    name: scan.table_name.clone(),
+                    table: table.clone(),
+                });
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })?;
+    Ok(out)
+}
+
+/// The exactly-once sink for the INSERT's target table.
+async fn sink_of(
+    ctx: &SessionContext,
+    dml: &DmlStatement,
+) -> Result<Arc<dyn BatchSink>, DataFusionError> {
+    let target = source_as_provider(&dml.target)?;
+    let input_schema = Arc::new(dml.input.schema().as_arrow().clone());
+    if let Some(table) = target.downcast_ref::<TopicTable>() {
+        let (Some(writer), Some(log)) = (table.writer(), table.log()) else {
+            return Err(TopicsError::plan(format!(
+                "table {} cannot be written to",
+                dml.table_name
+            ))
+            .into());
+        };
+        let encoder =
+            RowEncoder::try_new(&input_schema, table.value_count(), table.formats()).await?;
+        return Ok(Arc::new(TopicBatchSink::new(
+            Arc::clone(writer),
+            Arc::clone(log),
+            encoder,
+        )));
+    }
+    if let Some(listing) = target.downcast_ref::<ListingTable>() {
+        let [path] = listing.table_paths().as_slice() else {
+            return Err(TopicsError::plan("a file sink needs exactly one LOCATION").into());
+        };
+        let ext = listing.options().format.get_ext();
+        let format = FileFormat::from_extension(&ext).ok_or_else(|| {
+            TopicsError::plan(format!(
+                "file sinks write parquet or json, not {ext} (table {})",
+                dml.table_name
+            ))
+        })?;
+        let store = ctx.runtime_env().object_store(path.object_store())?;
+        return Ok(Arc::new(FileBatchSink::new(
+            store,
+            path.prefix().clone(),
+            path.to_string(),
+            format,
+            listing.schema(),
+        )));
+    }
+    Err(TopicsError::plan(format!(
+        "the target {} is neither a topic table nor a Parquet or JSON table",
+        dml.table_name
+    ))
+    .into())
+}

@@ -1,0 +1,151 @@
+//! The run loop of a continuous query: claim the checkpoint, finish (replay or abandon) a
+//! batch an earlier run left uncommitted, then plan, record, run and commit batches as the
+//! trigger says.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::batch::{RunContext, commit_record};
+use super::compile::ContinuousQuery;
+use super::plan::{Edges, RunBounds, edges_of, high_watermarks, plan_next, queue_pending};
+use super::progress::BatchProgress;
+use super::trigger::Trigger;
+use crate::checkpoint::{CheckpointLog, OffsetsRecord, new_id, now_ms, records};
+use crate::error::{Result, TopicsError};
+use crate::scan::Limits;
+
+/// How a continuous query runs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Checkpoint location (object_store URL or local directory).
+    pub checkpoint: String,
+    /// When batches run.
+    pub trigger: Trigger,
+    /// Per-partition, per-batch rate limits.
+    pub limits: Limits,
+    /// Stop after this many batches in this run (replays included); `None` runs on.
+    pub max_batches: Option<u64>,
+    /// After each commit, also commit the batch's end offsets of log sources to this
+    /// consumer group, for lag dashboards (never read back: the checkpoint is the truth).
+    pub commit_group: Option<String>,
+}
+
+impl ContinuousQuery {
+    /// Runs batches until the trigger says stop (available-now), `max_batches` is reached, or
+    /// an error. Dropping the future stops the query; an interrupted batch is replayed by the
+    /// next run. Returns the number of batches run.
+    pub async fn run(
+        &self,
+        options: &RunOptions,
+        mut progress: impl FnMut(&BatchProgress),
+    ) -> Result<u64> {
+        let log = CheckpointLog::open(&options.checkpoint)?;
+        let meta = log.claim(&self.text).await?;
+        let runner = new_id();
+        let run = RunContext {
+            log: &log,
+            meta: &meta,
+            runner: &runner,
+            commit_group: options.commit_group.as_deref(),
+        };
+        let mut done = 0u64;
+        let mut ends: Edges = BTreeMap::new();
+        let mut avg_bytes: BTreeMap<String, f64> = BTreeMap::new();
+        let mut next = 0u64;
+        if let Some(last) = log.latest_offsets().await? {
+            let record = log
+                .offsets(last)
+                .await?
+                .ok_or_else(|| TopicsError::Checkpoint {
+                    url: log.url().to_string(),
+                    detail: format!("offsets of batch {last} vanished while being read"),
+                })?;
+            ends = edges_of(&record.sources, |r| r.end_or_max());
+            if log.commit(last).await?.is_none() {
+                if record.sources.values().any(|s| s.work_queue.is_some()) {
+                    // Its messages went back to the queue: a replay cannot read them again.
+                    // The next batch re-reads its offset ranges instead.
+                    log::warn!(
+                        "batch {last} read a work queue and was interrupted: abandoning it; \
+                         its messages are redelivered and its ranges read again (at-least-once)"
+                    );
+                    log.write_commit(&commit_record(&record, &runner, Default::default(), true))
+                        .await?;
+                    ends = edges_of(&record.sources, |r| r.start);
+                } else {
+                    let (replayed, _) = self.execute_batch(&run, &record, true, 0).await?;
+                    done += 1;
+                    progress(&replayed);
+                }
+            }
+            next = last + 1;
+        }
+        let mut bounds = match options.trigger {
+            Trigger::AvailableNow => RunBounds {
+                caps: Some(high_watermarks(&self.sources).await?),
+                // Available-now reads of a work queue stop after what was pending at the start.
+                queue_left: Some(queue_pending(&self.sources).await?),
+            },
+            Trigger::Interval(_) => RunBounds::default(),
+        };
+        loop {
+            if options.max_batches.is_some_and(|max| done >= max) {
+                return Ok(done);
+            }
+            let started = Instant::now();
+            let planned =
+                plan_next(&self.sources, &ends, &bounds, options.limits, &avg_bytes).await?;
+            if !planned.has_data() && !planned.skipped_any() {
+                match options.trigger {
+                    Trigger::AvailableNow => return Ok(done),
+                    Trigger::Interval(every) => {
+                        tokio::time::sleep(every.max(Duration::from_millis(100))).await;
+                        continue;
+                    }
+                }
+            }
+            let reads_ranges = planned.reads_ranges();
+            let record = OffsetsRecord {
+                format: records::FORMAT.into(),
+                version: records::VERSION,
+                batch: next,
+                runner: runner.clone(),
+                planned_ms: now_ms(),
+                sources: planned.sources,
+                sink: self.sink.marks().await?,
+            };
+            log.write_offsets(&record).await?;
+            let (mut batch, bytes) = self
+                .execute_batch(&run, &record, false, planned.lag)
+                .await?;
+            // A planned batch's time includes its planning.
+            batch.elapsed = started.elapsed();
+            avg_bytes.extend(bytes);
+            if let Some(left) = &mut bounds.queue_left {
+                for (table, read) in &batch.queue_reads {
+                    if let Some(n) = left.get_mut(table) {
+                        *n = n.saturating_sub(*read);
+                    }
+                }
+            }
+            done += 1;
+            progress(&batch);
+            ends = edges_of(&record.sources, |r| r.end_or_max());
+            next += 1;
+            // Unacknowledged messages count as pending, but those another reader holds (or
+            // whose ack wait has not passed) cannot be read now: available-now stops when a
+            // batch of only work queues found nothing.
+            let queues_read: u64 = batch.queue_reads.values().sum();
+            if matches!(options.trigger, Trigger::AvailableNow) && !reads_ranges && queues_read == 0
+            {
+                return Ok(done);
+            }
+            if let Trigger::Interval(every) = options.trigger {
+                let wait = every.saturating_sub(started.elapsed());
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+    }
+}

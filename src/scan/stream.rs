@@ -1,0 +1,191 @@
+//! One output partition of a scan: reads raw batches (one range after the other, or one queue
+//! reader), decodes them with its own decoder, sends bad messages to the dead-letter
+//! destination, leaves them out (`skip`) and stops at the LIMIT, dropping the reader (and so
+//! releasing its consumer) once satisfied.
+
+use std::sync::Arc;
+
+use arrow::array::{BooleanArray, RecordBatch};
+use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::physical_plan::metrics::{
+    BaselineMetrics, Count, ExecutionPlanMetricsSet, MetricBuilder, Time,
+};
+use futures::StreamExt;
+use futures::stream::BoxStream;
+
+use super::exec::{ScanInput, ScanStatistics};
+use crate::format::{BatchDecoder, ErrorPolicy, TableFormats};
+use crate::sink::DeadLetters;
+use crate::source::{RawBatch, RawBatchStream, ReadRequest};
+use crate::table::{MetadataColumn, OutputColumn, ProjectionPlan};
+
+/// What every output partition of one scan shares.
+pub(super) struct StreamSettings {
+    pub formats: TableFormats,
+    pub projection: ProjectionPlan,
+    pub dead_letters: Option<Arc<DeadLetters>>,
+    pub limit: Option<usize>,
+    pub batch_rows: usize,
+    pub fail_on_data_loss: bool,
+}
+
+/// Per-partition scan metrics shown by EXPLAIN ANALYZE.
+struct ScanMetrics {
+    messages: Count,
+    bytes: Count,
+    decode_time: Time,
+    skipped: Count,
+    bad: Count,
+}
+
+impl ScanMetrics {
+    fn new(set: &ExecutionPlanMetricsSet, partition: usize) -> Self {
+        Self {
+            messages: MetricBuilder::new(set).counter("messages_fetched", partition),
+            bytes: MetricBuilder::new(set).counter("bytes_fetched", partition),
+            decode_time: MetricBuilder::new(set).subset_time("decode_time", partition),
+            skipped: MetricBuilder::new(set).counter("offsets_skipped", partition),
+            bad: MetricBuilder::new(set).counter("messages_bad", partition),
+        }
+    }
+}
+
+/// The state of one output partition's stream.
+pub(super) struct PartitionStream {
+    raw: RawBatchStream,
+    decoder: BatchDecoder,
+    settings: StreamSettings,
+    topic: Arc<str>,
+    keep_errors: bool,
+    skipping: bool,
+    remaining: usize,
+    metrics: ScanMetrics,
+    baseline: BaselineMetrics,
+    statistics: Arc<ScanStatistics>,
+}
+
+impl PartitionStream {
+    /// Opens output partition `partition` of `input`.
+    pub(super) fn open(
+        input: &ScanInput,
+        partition: usize,
+        settings: StreamSettings,
+        metrics: &ExecutionPlanMetricsSet,
+        statistics: Arc<ScanStatistics>,
+    ) -> DFResult<BoxStream<'static, DFResult<RecordBatch>>> {
+        let skipping = settings.formats.on_error == ErrorPolicy::Skip;
+        let request = ReadRequest {
+            needs: settings.projection.read,
+            batch_rows: settings.batch_rows,
+            // Skipped messages do not count towards a limit, so the reader cannot stop early.
+            max_messages: settings.limit.filter(|_| !skipping).map(|l| l as u64),
+            fail_on_data_loss: settings.fail_on_data_loss,
+        };
+        let scan_metrics = ScanMetrics::new(metrics, partition);
+        let (raw, topic): (RawBatchStream, Arc<str>) = match input {
+            ScanInput::Log { source, partitions } => {
+                let scan = partitions[partition].clone();
+                scan_metrics.skipped.add(scan.skipped as usize);
+                statistics.add_read(0, 0, scan.skipped);
+                let topic = Arc::from(source.topic_of(scan.partition));
+                // Ranges are read one after the other; the next reader opens when the
+                // previous one ends.
+                let source = Arc::clone(source);
+                let id = scan.partition;
+                let raw = futures::stream::iter(scan.ranges)
+                    .flat_map(move |range| source.read(id, range, request))
+                    .boxed();
+                (raw, topic)
+            }
+            ScanInput::Queue {
+                source,
+                readers,
+                read,
+            } => (
+                source.read(readers[partition], read.clone(), request),
+                Arc::from(source.topic()),
+            ),
+        };
+        let decoder = settings
+            .formats
+            .batch_decoder(&settings.projection, request.batch_rows)?;
+        let keep_errors = settings.projection.columns.iter().any(|c| {
+            matches!(
+                c,
+                OutputColumn::Metadata(MetadataColumn::Error | MetadataColumn::Raw)
+            )
+        });
+        let state = Self {
+            raw,
+            decoder,
+            remaining: settings.limit.unwrap_or(usize::MAX),
+            settings,
+            topic,
+            keep_errors,
+            skipping,
+            metrics: scan_metrics,
+            baseline: BaselineMetrics::new(metrics, partition),
+            statistics,
+        };
+        Ok(futures::stream::unfold(state, |mut s| async move {
+            let item = s.next().await?;
+            Some((item, s))
+        })
+        .boxed())
+    }
+
+    /// The next output batch; `None` once the ranges ended or the LIMIT is reached.
+    async fn next(&mut self) -> Option<DFResult<RecordBatch>> {
+        if self.remaining == 0 {
+            return None;
+        }
+        let outcome = match self.raw.next().await? {
+            Ok(raw) => self.process(raw).await,
+            Err(e) => Err(e.into()),
+        };
+        match outcome {
+            Ok(batch) => {
+                let batch = batch.slice(0, batch.num_rows().min(self.remaining));
+                self.remaining -= batch.num_rows();
+                self.baseline.record_output(batch.num_rows());
+                Some(Ok(batch))
+            }
+            Err(e) => {
+                self.remaining = 0;
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// Decodes one raw batch into output rows, applying the bad-message policy.
+    async fn process(&mut self, raw: RawBatch) -> DFResult<RecordBatch> {
+        self.metrics.messages.add(raw.len());
+        self.metrics.bytes.add(raw.bytes as usize);
+        self.metrics.skipped.add(raw.skipped as usize);
+        self.statistics.add_read(raw.len(), raw.bytes, raw.skipped);
+        self.settings.formats.prefetch(&raw).await?;
+        let (parts, bad) = {
+            let _timer = self.metrics.decode_time.timer();
+            self.decoder.decode(&self.topic, &raw, self.keep_errors)?
+        };
+        self.metrics.bad.add(bad.len());
+        self.statistics.add_bad(bad.len());
+        if let Some(dead_letters) = &self.settings.dead_letters
+            && !bad.is_empty()
+        {
+            dead_letters.send(&self.topic, &raw, &bad).await?;
+        }
+        let batch = self
+            .settings
+            .projection
+            .assemble(&self.topic, &raw, &parts)?;
+        if self.skipping && !bad.is_empty() {
+            let keep: BooleanArray = (0..raw.len())
+                .map(|row| Some(bad.binary_search_by_key(&row, |b| b.row).is_err()))
+                .collect();
+            return arrow::compute::filter_record_batch(&batch, &keep)
+                .map_err(|e| DataFusionError::ArrowError(Box::new(e), None));
+        }
+        Ok(batch)
+    }
+}

@@ -1,0 +1,68 @@
+//! A table's location and options, parsed through its connector: the step before the table's
+//! formats are resolved (and, for `CREATE EXTERNAL TABLE`, before missing columns are inferred).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+
+use crate::connector::{Connector, ConnectorTable, connector_for_location};
+use crate::error::Result;
+use crate::options::scan::SCAN_OPTIONS;
+use crate::options::{OptionBag, OptionDecl, ScanOptions};
+
+/// A parsed table definition: which connector, its connection, the table's options and its
+/// declared value columns.
+#[derive(Debug, Clone)]
+pub struct TableDefinition {
+    /// The connector serving the location.
+    pub connector: &'static dyn Connector,
+    /// The table's connection (nothing is contacted yet).
+    pub connection: Arc<dyn ConnectorTable>,
+    /// The options every table takes.
+    pub scan: ScanOptions,
+    /// The declared value columns (empty for raw and string values, or to be inferred).
+    pub value_schema: SchemaRef,
+}
+
+impl TableDefinition {
+    /// Parses `options` for the topic at `location`, with the connector its scheme names.
+    pub fn parse(
+        location: &str,
+        value_schema: SchemaRef,
+        options: &HashMap<String, String>,
+    ) -> Result<Self> {
+        Self::parse_with(
+            connector_for_location(location)?,
+            location,
+            value_schema,
+            options,
+        )
+    }
+
+    /// Parses `options` for the topic at `location` with `connector`. Every option must be
+    /// one the connector or every table takes; the error for another lists them.
+    pub fn parse_with(
+        connector: &'static dyn Connector,
+        location: &str,
+        value_schema: SchemaRef,
+        options: &HashMap<String, String>,
+    ) -> Result<Self> {
+        let mut bag = OptionBag::new(options);
+        let group = connector.take_group(&mut bag)?;
+        let scan = ScanOptions::parse(&mut bag, &value_schema, group.as_deref())?;
+        let connection = connector.configure(location, &mut bag, &scan)?;
+        let valid: Vec<&OptionDecl> = SCAN_OPTIONS
+            .iter()
+            .chain(connector.options())
+            .copied()
+            .collect();
+        bag.finish(&valid)?;
+        Ok(Self {
+            connector,
+            connection,
+            scan,
+            value_schema,
+        })
+    }
+}

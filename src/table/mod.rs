@@ -1,0 +1,356 @@
+//! The topic table: a DataFusion `TableProvider` over any connector's topic, its `STORED AS`
+//! factory, its schema, and JSON column inference.
+
+mod definition;
+mod factory;
+mod infer;
+mod schema;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use arrow::datatypes::SchemaRef;
+use async_trait::async_trait;
+use datafusion::catalog::{Session, TableProvider};
+use datafusion::datasource::sink::DataSinkExec;
+use datafusion::error::{DataFusionError, Result as DFResult};
+use datafusion::logical_expr::dml::InsertOp;
+use datafusion::logical_expr::{Expr, SortExpr, TableProviderFilterPushDown, TableType};
+use datafusion::physical_plan::ExecutionPlan;
+
+use crate::error::Result;
+use crate::format::{ErrorPolicy, SchemaRegistry, Side, TableFormats};
+use crate::options::ScanOptions;
+use crate::options::scan::declared_key_fields;
+use crate::scan::pushdown::analyze;
+use crate::scan::{ScanBounds, ScanInput, TimestampOrder, TopicScanExec, plan_scan};
+use crate::sink::{DeadLetters, MessageWriter, RowEncoder, TopicSink};
+use crate::source::{DeferredAcks, LogSource, OffsetRange, QueueRead, TableSource};
+
+pub use definition::TableDefinition;
+pub use factory::TopicTableFactory;
+pub use schema::{
+    DEAD_LETTER_METADATA, DecodedParts, MetadataColumn, OutputColumn, ProjectionPlan, TopicSchema,
+    Validation,
+};
+
+/// A topic (Kafka topic, NATS JetStream stream, in-memory topic …) as a DataFusion table.
+///
+/// Columns are the value columns of the table's format followed by the metadata columns
+/// (`_topic`, `_partition`, `_offset`, `_timestamp`, `_key`, `_headers`, …). Each scan plans
+/// offset ranges per partition against the watermarks at query start, narrowed by filters on
+/// `_partition`, `_offset` and `_timestamp`; the plan is unbounded unless every range ends.
+#[derive(Debug, Clone)]
+pub struct TopicTable {
+    source: TableSource,
+    scan: ScanOptions,
+    formats: TableFormats,
+    schema: TopicSchema,
+    timestamps: TimestampOrder,
+    order: Vec<Vec<SortExpr>>,
+    writer: Option<Arc<dyn MessageWriter>>,
+    log: Option<Arc<dyn LogSource>>,
+    dead_letters: Option<Arc<DeadLetters>>,
+    /// A log table bound to exactly these ranges (a continuous query's micro-batch).
+    bound: Option<Arc<BTreeMap<i32, OffsetRange>>>,
+    /// A queue table read as one micro-batch: drained, capped, acknowledgements deferred.
+    queue_batch: Option<QueueRead>,
+}
+
+/// The old name of [`TopicTable`].
+#[deprecated(since = "0.2.0", note = "renamed to TopicTable")]
+pub type StreamingTableProvider = TopicTable;
+
+impl TopicTable {
+    /// A table over the topic at `location` (`kafka://…/topic`, `nats://…/STREAM`,
+    /// `mem:///name`) with declared value columns `value_schema` and `options` (see
+    /// `docs/options.md`). Creates the topic when `topic.create` says so, resolves the formats
+    /// (schema files, the schema registry) and checks that the topic exists within
+    /// `connect.timeout`.
+    pub async fn open(
+        location: &str,
+        value_schema: SchemaRef,
+        options: &HashMap<String, String>,
+    ) -> Result<Self> {
+        let definition = TableDefinition::parse(location, value_schema, options)?;
+        definition.connection.create_if_missing().await?;
+        Self::from_definition(definition).await
+    }
+
+    /// The table a parsed definition describes (see [`TopicTable::open`]).
+    pub async fn from_definition(definition: TableDefinition) -> Result<Self> {
+        let TableDefinition {
+            connector,
+            connection,
+            scan,
+            value_schema,
+        } = definition;
+        let source = connection.source()?;
+        source.check().await?;
+        let ordered = match &source {
+            TableSource::Log(log) => log.timestamps_ordered().await?,
+            TableSource::Queue(_) => false,
+        };
+        let dead_letters = scan.dead_letter_topic.as_deref().map(|destination| {
+            Arc::new(DeadLetters::new(connection.dead_letter_writer(destination)))
+        });
+        let mut table =
+            Self::from_source(source, scan, value_schema, connector.metadata_columns()).await?;
+        table.timestamps.ordered = ordered;
+        table.writer = Some(connection.writer()?);
+        table.log = Some(connection.log()?);
+        table.dead_letters = dead_letters;
+        Ok(table)
+    }
+
+    /// A read-only table over any source (a custom connector, or a source built in code).
+    /// Resolves the key and value formats (reading schema files and asking the schema
+    /// registry); does not contact the source (timestamps are taken as create-time unless
+    /// `scan.timestamp.max-skew` is set).
+    pub async fn from_source(
+        source: TableSource,
+        scan: ScanOptions,
+        value_schema: SchemaRef,
+        metadata: &[MetadataColumn],
+    ) -> Result<Self> {
+        let formats = resolve_formats(source.topic(), &scan, &value_schema).await?;
+        let mut columns = metadata.to_vec();
+        if scan.on_error == ErrorPolicy::DeadLetter {
+            columns.extend_from_slice(DEAD_LETTER_METADATA);
+        }
+        let schema = TopicSchema::try_new(
+            formats.value.fields().clone(),
+            &columns,
+            formats.key.key_type(),
+            formats.validation(),
+        )?;
+        let timestamps = TimestampOrder {
+            ordered: false,
+            max_skew_ms: scan.timestamp_max_skew.map(|d| d.as_millis() as i64),
+        };
+        Ok(Self {
+            log: source.log().cloned(),
+            source,
+            scan,
+            formats,
+            schema,
+            timestamps,
+            order: Vec::new(),
+            writer: None,
+            dead_letters: None,
+            bound: None,
+            queue_batch: None,
+        })
+    }
+
+    /// Declares orderings that hold within each partition (DDL `WITH ORDER`), for example
+    /// `_timestamp` on a log-append-time topic, so event-time windows stream.
+    pub fn with_order(mut self, order: Vec<Vec<SortExpr>>) -> Self {
+        self.order = order;
+        self
+    }
+
+    /// Lets `INSERT INTO` write to the table through `writer`.
+    pub fn with_writer(mut self, writer: Arc<dyn MessageWriter>) -> Self {
+        self.writer = Some(writer);
+        self
+    }
+
+    /// The same table restricted to exactly `ranges` (partition → closed range): a bounded
+    /// table, as one micro-batch of a continuous query reads it. Its scans neither read the
+    /// watermarks nor the table's start and end positions. `None` for a queue table.
+    pub fn with_ranges(&self, ranges: BTreeMap<i32, OffsetRange>) -> Option<Self> {
+        if self.source.queue().is_some() {
+            return None;
+        }
+        let mut table = self.clone();
+        table.bound = Some(Arc::new(ranges));
+        Some(table)
+    }
+
+    /// One micro-batch of a queue table: each reader drains what is pending (at most
+    /// `max_messages` each) and keeps the acknowledgements in `acks` for after the commit.
+    /// `None` for a log table.
+    pub fn queue_batch(&self, acks: Arc<DeferredAcks>, max_messages: Option<u64>) -> Option<Self> {
+        self.source.queue()?;
+        let mut table = self.clone();
+        table.queue_batch = Some(QueueRead {
+            drain: true,
+            max_messages,
+            acks: Some(acks),
+        });
+        Some(table)
+    }
+
+    /// The writer behind `INSERT INTO`, if the table has one.
+    pub fn writer(&self) -> Option<&Arc<dyn MessageWriter>> {
+        self.writer.as_ref()
+    }
+
+    /// The log behind the table (also for a queue table: the stream it is a queue over), for
+    /// reading back what a sink wrote.
+    pub fn log(&self) -> Option<&Arc<dyn LogSource>> {
+        self.log.as_ref()
+    }
+
+    /// How many value columns precede the metadata columns.
+    pub fn value_count(&self) -> usize {
+        self.schema.value_count()
+    }
+
+    /// What the table reads.
+    pub fn source(&self) -> &TableSource {
+        &self.source
+    }
+
+    /// The table's options.
+    pub fn scan_options(&self) -> &ScanOptions {
+        &self.scan
+    }
+
+    /// The resolved key and value formats and the bad-message policy.
+    pub fn formats(&self) -> &TableFormats {
+        &self.formats
+    }
+
+    /// How `_timestamp` relates to offsets in this table.
+    pub fn timestamp_order(&self) -> TimestampOrder {
+        self.timestamps
+    }
+
+    /// The table's schema: value columns, then metadata columns.
+    pub fn topic_schema(&self) -> &TopicSchema {
+        &self.schema
+    }
+}
+
+#[async_trait]
+impl TableProvider for TopicTable {
+    fn schema(&self) -> SchemaRef {
+        Arc::clone(self.schema.schema())
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DFResult<Vec<TableProviderFilterPushDown>> {
+        if self.source.queue().is_some() {
+            // A work queue has no offsets to narrow: every filter runs on the rows read.
+            return Ok(vec![
+                TableProviderFilterPushDown::Unsupported;
+                filters.len()
+            ]);
+        }
+        Ok(filters
+            .iter()
+            .map(|f| {
+                let a = analyze(f, self.timestamps.ordered);
+                if a.exact {
+                    TableProviderFilterPushDown::Exact
+                } else if a.selection.is_all() {
+                    TableProviderFilterPushDown::Unsupported
+                } else {
+                    TableProviderFilterPushDown::Inexact
+                }
+            })
+            .collect())
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let projection = self
+            .schema
+            .project(projection, self.dead_letters.is_some())?;
+        let input = match &self.source {
+            TableSource::Log(log) => {
+                let bounds = match &self.bound {
+                    Some(ranges) => ScanBounds::Bound(ranges),
+                    None => ScanBounds::Table(&self.scan),
+                };
+                let partitions = plan_scan(log.as_ref(), bounds, filters, self.timestamps).await?;
+                ScanInput::Log {
+                    source: Arc::clone(log),
+                    partitions,
+                }
+            }
+            TableSource::Queue(queue) => ScanInput::Queue {
+                readers: queue.readers().await?,
+                source: Arc::clone(queue),
+                read: self.queue_batch.clone().unwrap_or(QueueRead {
+                    drain: self.scan.bounded != crate::options::BoundedMode::Unbounded,
+                    max_messages: None,
+                    acks: None,
+                }),
+            },
+        };
+        let exec = TopicScanExec::new(input, self.formats.clone(), projection, limit)
+            .with_declared_order(self.order.clone())
+            .with_fail_on_data_loss(self.scan.fail_on_data_loss)
+            .with_dead_letters(self.dead_letters.clone());
+        Ok(Arc::new(exec))
+    }
+
+    /// `INSERT INTO`: encodes rows in the table's value format and writes them, at least once.
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        op: InsertOp,
+    ) -> DFResult<Arc<dyn ExecutionPlan>> {
+        let target = format!("{} '{}'", self.source.kind(), self.source.topic());
+        let Some(writer) = &self.writer else {
+            return Err(DataFusionError::Plan(format!(
+                "{target} was registered without a writer, so it cannot be inserted into"
+            )));
+        };
+        if op != InsertOp::Append {
+            return Err(DataFusionError::Plan(format!(
+                "{target} is an append-only log: only INSERT INTO (append) is possible, not {op}"
+            )));
+        }
+        let encoder =
+            RowEncoder::try_new(&input.schema(), self.schema.value_count(), &self.formats).await?;
+        let sink = TopicSink::new(self.schema(), encoder, Arc::clone(writer));
+        Ok(Arc::new(DataSinkExec::new(input, Arc::new(sink), None)))
+    }
+}
+
+/// Resolves a table's key and value formats from its options and declared columns.
+async fn resolve_formats(
+    topic: &str,
+    scan: &ScanOptions,
+    value_schema: &SchemaRef,
+) -> Result<TableFormats> {
+    let registry = match &scan.registry {
+        Some(r) => Some(Arc::new(SchemaRegistry::new(
+            &r.url,
+            r.auth.clone(),
+            std::time::Duration::from_secs(10),
+        )?)),
+        None => None,
+    };
+    let value = scan
+        .value
+        .resolve(topic, Side::Value, value_schema.fields(), registry.as_ref())
+        .await?;
+    let key_fields = declared_key_fields(scan.declared_key.as_ref());
+    let key = scan
+        .key
+        .resolve(topic, Side::Key, &key_fields, registry.as_ref())
+        .await?;
+    Ok(TableFormats {
+        value,
+        key,
+        on_error: scan.on_error,
+        dead_letter_topic: scan.dead_letter_topic.clone(),
+    })
+}
