@@ -62,7 +62,9 @@ mod tls;
 pub use error::{Result, TopicsError, topics_error};
 pub use format::registry::{SchemaRegistry, SchemaType};
 pub use format::{ErrorPolicy, FormatKind, TableFormats};
-pub use options::{BoundedMode, OptionDecl, ScanOptions, StartupMode, options_from_pairs};
+pub use options::{
+    BoundedMode, OptionBag, OptionDecl, ScanOptions, StartupMode, options_from_pairs,
+};
 pub use query::{BatchProgress, ContinuousQuery, Limits, RunOptions, Trigger};
 pub use scan::{PartitionScan, ScanInput, ScanStatistics, TimestampOrder, TopicScanExec};
 pub use session::{

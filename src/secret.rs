@@ -30,8 +30,10 @@ pub fn is_secret_key(key: &str) -> bool {
 
 /// Client properties (librdkafka or NATS settings) whose Debug output hides secret values.
 #[derive(Clone, Default, PartialEq, Eq)]
+#[cfg_attr(not(any(feature = "kafka", feature = "nats")), allow(dead_code))]
 pub struct ClientProperties(BTreeMap<String, String>);
 
+#[cfg_attr(not(any(feature = "kafka", feature = "nats")), allow(dead_code))]
 impl ClientProperties {
     /// An empty set of properties.
     pub fn new() -> Self {

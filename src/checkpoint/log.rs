@@ -266,7 +266,7 @@ mod tests {
         sources.insert(
             "orders".to_string(),
             SourceRanges {
-                kind: "kafka".into(),
+                kind: "memory".into(),
                 topic: "orders".into(),
                 partitions,
                 skipped: BTreeMap::new(),

@@ -3,7 +3,7 @@
 
 mod log;
 pub mod records;
-pub mod store;
+pub(crate) mod store;
 
 pub use log::{CheckpointLog, new_id, now_ms};
 pub use records::{CommitRecord, Metadata, OffsetsRecord, QueueBatch, SinkMarks, SourceRanges};

@@ -70,6 +70,7 @@ macro_rules! namespaces {
 
         /// The first components the CLI registers (a test checks they cover every declared
         /// option key).
+        #[cfg(test)]
         pub const REGISTERED: &[&str] = &[$($prefix),*];
 
         /// Registers every topic-table option namespace with the session's table options.

@@ -176,9 +176,7 @@ impl AvroFormat {
             .iter()
             .map(|f| self.fields.find(f.name()).map(|(i, _)| i))
             .collect::<Option<Vec<_>>>()
-            .ok_or_else(|| {
-                TopicsError::InvalidSchema("projection of an unknown Avro field".into())
-            })?;
+            .ok_or_else(|| TopicsError::internal("projection of an unknown Avro field"))?;
         let mut decoder = AvroDecoder {
             target: projected.fields().clone(),
             reader: self.reader.clone(),
@@ -212,9 +210,10 @@ impl AvroFormat {
                     .await?,
             ),
             (Framing::Confluent, None) => {
-                return Err(TopicsError::InvalidSchema(
-                    "writing the Confluent wire format needs 'schema-registry.url'".into(),
-                ));
+                return Err(TopicsError::OptionConflict {
+                    key: "value.framing".into(),
+                    reason: "writing the Confluent wire format needs 'schema-registry.url'".into(),
+                });
             }
         };
         let mut metadata = std::collections::HashMap::new();

@@ -210,14 +210,13 @@ fn key_column(
     bad: &[usize],
 ) -> Result<ArrayRef> {
     if format.kind().is_single_column() {
-        return columns.into_iter().next().ok_or_else(|| {
-            TopicsError::InvalidSchema("the key decoder returned no column".into())
-        });
+        return columns
+            .into_iter()
+            .next()
+            .ok_or_else(|| TopicsError::internal("the key decoder returned no column"));
     }
     let DataType::Struct(fields) = format.key_type() else {
-        return Err(TopicsError::InvalidSchema(
-            "the key type is not a struct".into(),
-        ));
+        return Err(TopicsError::internal("the key type is not a struct"));
     };
     let valid: Vec<bool> = (0..keys.len())
         .map(|row| keys.is_valid(row) && bad.binary_search(&row).is_err())

@@ -132,8 +132,8 @@ impl JsonEncoder {
     /// written: its header names a JSON Schema in the registry, which a table does not have.
     pub(super) fn new(fields: Fields, framing: Framing) -> Result<Self> {
         if framing == Framing::Confluent {
-            return Err(crate::error::TopicsError::InvalidSchema(
-                "INSERT cannot write JSON in the Confluent wire format (its header names a registered JSON Schema, which the table does not have); write to a table with value.framing 'none'".into(),
+            return Err(crate::error::TopicsError::plan(
+                "INSERT cannot write JSON in the Confluent wire format (its header names a registered JSON Schema, which the table does not have); write to a table with value.framing 'none'",
             ));
         }
         Ok(Self {

@@ -196,7 +196,7 @@ impl Format {
             (Detail::Avro(avro), _) => Box::new(avro.decoder(projected, batch_rows)?),
             (Detail::Protobuf(proto), _) => Box::new(proto.decoder(projected)?),
             (Detail::Plain, kind) => {
-                return Err(TopicsError::InvalidSchema(format!(
+                return Err(TopicsError::internal(format!(
                     "format {kind} was not resolved"
                 )));
             }
@@ -217,7 +217,7 @@ impl Format {
             (Detail::Avro(avro), _) => Box::new(avro.encoder(&self.fields).await?),
             (Detail::Protobuf(proto), _) => Box::new(proto.encoder().await?),
             (Detail::Plain, kind) => {
-                return Err(TopicsError::InvalidSchema(format!(
+                return Err(TopicsError::internal(format!(
                     "format {kind} was not resolved"
                 )));
             }

@@ -74,7 +74,7 @@ pub fn decode_with_policy(
             };
             let at = start + row;
             if at >= end {
-                return Err(DecodeError::Failed(TopicsError::InvalidSchema(format!(
+                return Err(DecodeError::Failed(TopicsError::internal(format!(
                     "decoder reported row {row} of a run of {} messages",
                     end - start
                 ))));
@@ -152,7 +152,7 @@ enum Piece {
 /// Checks that a batch of decoded columns is row-aligned with its input.
 pub(crate) fn check_rows(columns: &[ArrayRef], rows: usize) -> Result<()> {
     match columns.iter().find(|c| c.len() != rows) {
-        Some(c) => Err(TopicsError::InvalidSchema(format!(
+        Some(c) => Err(TopicsError::internal(format!(
             "a decoder returned {} rows for {rows} messages",
             c.len()
         ))),

@@ -69,7 +69,7 @@ impl Encoder for SingleColumnEncoder {
                 | DataType::LargeBinary
                 | DataType::BinaryView
         ) {
-            return Err(TopicsError::InvalidSchema(format!(
+            return Err(TopicsError::plan(format!(
                 "column '{}' of type {} cannot be written as raw bytes or text",
                 batch.schema().field(0).name(),
                 column.data_type()

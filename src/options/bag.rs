@@ -103,7 +103,7 @@ mod tests {
         doc: "",
     };
     const FAMILY: OptionDecl = OptionDecl {
-        key: "kafka.*",
+        key: "client.*",
         values: "",
         default: "",
         doc: "",
@@ -113,8 +113,8 @@ mod tests {
     fn options_are_consumed_and_leftovers_are_unknown() {
         let given: HashMap<String, String> = [
             ("format.scan.startup.mode", "latest"),
-            ("kafka.fetch.max.bytes", "1"),
-            ("kafka.client.rack", "r"),
+            ("client.fetch.max.bytes", "1"),
+            ("client.rack.id", "r"),
             ("no.such", "x"),
         ]
         .into_iter()
@@ -127,13 +127,13 @@ mod tests {
         assert_eq!(
             family,
             vec![
-                ("client.rack".to_string(), "r".to_string()),
-                ("fetch.max.bytes".to_string(), "1".to_string())
+                ("fetch.max.bytes".to_string(), "1".to_string()),
+                ("rack.id".to_string(), "r".to_string())
             ]
         );
         let err = bag.finish(&[&PLAIN, &FAMILY]).unwrap_err().to_string();
         assert!(
-            err.contains("'no.such'") && err.contains("scan.startup.mode, kafka.*"),
+            err.contains("'no.such'") && err.contains("scan.startup.mode, client.*"),
             "{err}"
         );
     }

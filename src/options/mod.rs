@@ -10,6 +10,7 @@ mod bag;
 mod decl;
 #[cfg(test)]
 pub(crate) mod docs;
+mod format;
 pub mod scan;
 mod values;
 

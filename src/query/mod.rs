@@ -9,6 +9,8 @@ mod compile;
 mod plan;
 mod progress;
 mod run;
+#[cfg(test)]
+mod tests;
 mod trigger;
 
 pub use crate::scan::Limits;

@@ -7,6 +7,8 @@ mod exec;
 pub mod plan;
 pub mod pushdown;
 mod stream;
+#[cfg(test)]
+mod tests;
 
 pub use exec::{ScanInput, ScanStatistics, TopicScanExec};
 pub use plan::{

@@ -161,7 +161,7 @@ fn typed<'a, T: 'static>(batch: &'a RecordBatch, i: usize, name: &str) -> Result
 }
 
 fn wrong_type(batch: &RecordBatch, i: usize, name: &str) -> TopicsError {
-    TopicsError::InvalidSchema(format!(
+    TopicsError::plan(format!(
         "column '{name}' has type {} where a message is written; cast it to the table's type",
         batch.column(i).data_type()
     ))
@@ -173,12 +173,12 @@ fn headers_of(maps: &MapArray, row: usize) -> Result<Vec<(String, Vec<u8>)>> {
         .column(0)
         .as_any()
         .downcast_ref::<StringArray>()
-        .ok_or_else(|| TopicsError::InvalidSchema("_headers keys must be strings".into()))?;
+        .ok_or_else(|| TopicsError::plan("_headers keys must be strings"))?;
     let values = entry
         .column(1)
         .as_any()
         .downcast_ref::<BinaryArray>()
-        .ok_or_else(|| TopicsError::InvalidSchema("_headers values must be binary".into()))?;
+        .ok_or_else(|| TopicsError::plan("_headers values must be binary"))?;
     Ok((0..entry.len())
         .map(|i| {
             let value = if values.is_valid(i) {

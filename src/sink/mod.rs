@@ -41,7 +41,7 @@ pub trait MessageWriter: Send + Sync + fmt::Debug {
     /// Where the messages go, for display and errors.
     fn target(&self) -> String;
 
-    /// The header that carries a message's exactly-once identity (see [`identity`]).
+    /// The header that carries a message's exactly-once identity (`query-batch-hash-n`).
     fn identity_header(&self) -> &'static str;
 
     /// How a replayed micro-batch finds what an interrupted attempt already wrote.

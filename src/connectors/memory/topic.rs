@@ -67,6 +67,9 @@ struct Inner {
     name: String,
     partitions: Vec<Mutex<Partition>>,
     appended: Notify,
+    /// Writes left before writing fails (negative: never), to simulate a crash mid-batch.
+    #[cfg(test)]
+    write_budget: std::sync::atomic::AtomicI64,
 }
 
 impl fmt::Debug for MemoryTopic {
@@ -113,6 +116,8 @@ impl MemoryTopic {
                 name: name.into(),
                 partitions: (0..partitions.max(1)).map(|_| Mutex::default()).collect(),
                 appended: Notify::new(),
+                #[cfg(test)]
+                write_budget: std::sync::atomic::AtomicI64::new(-1),
             }),
         }
     }
@@ -162,6 +167,15 @@ impl MemoryTopic {
         Ok((from..to)
             .map(|o| (o, p.messages[(o - p.first) as usize].clone()))
             .collect())
+    }
+
+    /// Makes writes fail after `messages` more messages (negative: never fail), as if the
+    /// writer died mid-batch.
+    #[cfg(test)]
+    pub(crate) fn fail_writes_after(&self, messages: i64) {
+        self.inner
+            .write_budget
+            .store(messages, std::sync::atomic::Ordering::SeqCst);
     }
 
     fn marks(&self, partition: i32) -> Result<Watermarks> {
@@ -336,6 +350,20 @@ impl MessageWriter for MemoryTopic {
     async fn write(&self, messages: &[OutgoingMessage]) -> Result<u64> {
         let count = self.inner.partitions.len() as u128;
         for m in messages {
+            #[cfg(test)]
+            {
+                use std::sync::atomic::Ordering;
+                let left = self.inner.write_budget.load(Ordering::SeqCst);
+                if left == 0 {
+                    return Err(TopicsError::Sink {
+                        target: self.target(),
+                        detail: "writes fail (simulated crash)".into(),
+                    });
+                }
+                if left > 0 {
+                    self.inner.write_budget.store(left - 1, Ordering::SeqCst);
+                }
+            }
             let partition = match (m.partition, &m.key) {
                 (Some(p), _) => p,
                 (None, Some(key)) => (crate::sink::identity::fnv1a_128(&[key]) % count) as i32,

@@ -1,0 +1,277 @@
+//! Broker-free tests of the continuous-query runner over in-memory topics: batches and rate
+//! limits, triggers, replay of an interrupted batch, fencing, abandoned work-queue batches,
+//! and data loss between batches.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{BatchProgress, ContinuousQuery, Limits, RunOptions, Trigger};
+use crate::checkpoint::CheckpointLog;
+use crate::connectors::memory::{MemoryMessage, memory_topic};
+use crate::session::session_context;
+
+fn name(prefix: &str) -> String {
+    format!("{prefix}-{}", crate::checkpoint::new_id())
+}
+
+/// Input and output memory topics and a copy query between them.
+struct Fixture {
+    input: String,
+    output: String,
+    checkpoint: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new(partitions: usize, messages: i64) -> Self {
+        let input = name("in");
+        let topic = memory_topic(&input, partitions);
+        for i in 0..messages {
+            topic
+                .append(
+                    (i % partitions as i64) as i32,
+                    MemoryMessage::value(format!(r#"{{"id":{i}}}"#), i),
+                )
+                .unwrap();
+        }
+        let output = name("out");
+        memory_topic(&output, 2);
+        let dir = tempfile::tempdir().unwrap();
+        Self {
+            input,
+            output,
+            checkpoint: dir.path().join("cp").to_str().unwrap().to_string(),
+            _dir: dir,
+        }
+    }
+
+    fn sql(&self, input_options: &str) -> String {
+        format!(
+            "CREATE EXTERNAL TABLE input (id BIGINT) STORED AS MEMORY LOCATION 'mem:///{}'
+               OPTIONS ('value.format' 'json'{input_options});
+             CREATE EXTERNAL TABLE output (id BIGINT) STORED AS MEMORY LOCATION 'mem:///{}'
+               OPTIONS ('value.format' 'json');
+             INSERT INTO output (id) SELECT id FROM input;",
+            self.input, self.output
+        )
+    }
+
+    async fn query(&self, input_options: &str) -> ContinuousQuery {
+        ContinuousQuery::from_sql(session_context(), &self.sql(input_options))
+            .await
+            .unwrap()
+    }
+
+    fn options(&self, trigger: Trigger, max_records: Option<u64>) -> RunOptions {
+        RunOptions {
+            checkpoint: self.checkpoint.clone(),
+            trigger,
+            limits: Limits {
+                max_records,
+                max_bytes: None,
+            },
+            max_batches: None,
+            commit_group: None,
+        }
+    }
+
+    /// The ids in the output, sorted, duplicates kept.
+    fn output_ids(&self) -> Vec<i64> {
+        let topic = memory_topic(&self.output, 2);
+        let mut ids: Vec<i64> = (0..2)
+            .flat_map(|p| topic.messages(p, 0, i64::MAX).unwrap())
+            .map(|(_, m)| {
+                let v: Value = serde_json::from_slice(m.value.as_deref().unwrap()).unwrap();
+                v["id"].as_i64().unwrap()
+            })
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+}
+
+async fn run(query: &ContinuousQuery, options: &RunOptions) -> (crate::Result<u64>, Vec<String>) {
+    let mut lines = Vec::new();
+    let outcome = query
+        .run(options, |p: &BatchProgress| lines.push(p.to_string()))
+        .await;
+    (outcome, lines)
+}
+
+#[tokio::test]
+async fn available_now_runs_batches_under_the_rate_limit_then_stops() {
+    let f = Fixture::new(2, 50);
+    let query = f.query("").await;
+    let (done, lines) = run(&query, &f.options(Trigger::AvailableNow, Some(10))).await;
+    assert_eq!(done.unwrap(), 3, "{lines:?}");
+    assert!(
+        lines[0].starts_with("batch 0 input[0:[0,10) 1:[0,10)] rows=20 lag=30"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[2].starts_with("batch 2 input[0:[20,25) 1:[20,25)] rows=10 lag=0"),
+        "{lines:?}"
+    );
+    assert_eq!(f.output_ids(), (0..50).collect::<Vec<_>>());
+    // Nothing new: no batch. New messages: one more batch, recorded in the checkpoint.
+    let (done, _) = run(&query, &f.options(Trigger::AvailableNow, None)).await;
+    assert_eq!(done.unwrap(), 0);
+    memory_topic(&f.input, 2)
+        .append(1, MemoryMessage::value(r#"{"id":50}"#, 0))
+        .unwrap();
+    let (done, lines) = run(&query, &f.options(Trigger::AvailableNow, None)).await;
+    assert_eq!(done.unwrap(), 1);
+    assert!(
+        lines[0].starts_with("batch 3 input[0:[25,25) 1:[25,26)] rows=1"),
+        "{lines:?}"
+    );
+    let log = CheckpointLog::open(&f.checkpoint).unwrap();
+    assert_eq!(log.latest_commit().await.unwrap(), Some(3));
+}
+
+#[tokio::test]
+async fn an_interval_trigger_runs_until_max_batches() {
+    let f = Fixture::new(1, 30);
+    let query = f.query("").await;
+    let mut options = f.options(Trigger::Interval(Duration::from_millis(10)), Some(7));
+    options.max_batches = Some(2);
+    let (done, _) = run(&query, &options).await;
+    assert_eq!(done.unwrap(), 2);
+    assert_eq!(f.output_ids(), (0..14).collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn an_interrupted_batch_is_replayed_with_its_ranges_and_written_once() {
+    let f = Fixture::new(2, 40);
+    let query = f.query("").await;
+    let output = memory_topic(&f.output, 2);
+    // The sink dies after 7 messages of batch 0.
+    output.fail_writes_after(7);
+    let (outcome, _) = run(&query, &f.options(Trigger::AvailableNow, Some(100))).await;
+    let err = outcome.unwrap_err().to_string();
+    assert!(err.contains("simulated crash"), "{err}");
+    assert_eq!(f.output_ids().len(), 7);
+    let log = CheckpointLog::open(&f.checkpoint).unwrap();
+    assert_eq!(log.latest_offsets().await.unwrap(), Some(0));
+    assert_eq!(log.latest_commit().await.unwrap(), None);
+    // More input arrives; the replay still reads exactly batch 0's recorded ranges.
+    memory_topic(&f.input, 2)
+        .append(0, MemoryMessage::value(r#"{"id":40}"#, 0))
+        .unwrap();
+    output.fail_writes_after(-1);
+    let (done, lines) = run(&query, &f.options(Trigger::AvailableNow, Some(100))).await;
+    assert_eq!(done.unwrap(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with("batch 0 (replay) input[0:[0,20) 1:[0,20)] rows=40 already_written=7"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with("batch 1 input[0:[20,21) 1:[20,20)] rows=1"),
+        "{lines:?}"
+    );
+    assert_eq!(f.output_ids(), (0..41).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runners_on_one_checkpoint_are_fenced_and_a_checkpoint_belongs_to_its_query() {
+    let f = Fixture::new(1, 10);
+    let first = f.query("").await;
+    let second = f.query("").await;
+    let options = f.options(Trigger::Interval(Duration::from_millis(5)), Some(3));
+    // Input keeps arriving, so both runners keep planning batches; the first to find its
+    // next offsets/N written by the other is fenced.
+    let input = memory_topic(&f.input, 1);
+    let feeding = tokio::spawn(async move {
+        for i in 10..100_000 {
+            input
+                .append(0, MemoryMessage::value(format!(r#"{{"id":{i}}}"#), i))
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    });
+    let outcome = tokio::time::timeout(Duration::from_secs(30), async {
+        tokio::select! {
+            a = first.run(&options, |_| {}) => a,
+            b = second.run(&options, |_| {}) => b,
+        }
+    })
+    .await
+    .expect("two runners shared a checkpoint for 30 s and neither was fenced");
+    feeding.abort();
+    let err = outcome.unwrap_err();
+    assert!(matches!(err, crate::TopicsError::Fenced { .. }), "{err}");
+    assert!(
+        err.to_string()
+            .contains("already written by another runner"),
+        "{err}"
+    );
+    // A checkpoint of another query is refused.
+    let other_query = ContinuousQuery::from_sql(
+        session_context(),
+        &f.sql("")
+            .replace("SELECT id FROM input", "SELECT id + 1 FROM input"),
+    )
+    .await
+    .unwrap();
+    let (outcome, _) = run(&other_query, &f.options(Trigger::AvailableNow, None)).await;
+    assert!(
+        outcome
+            .unwrap_err()
+            .to_string()
+            .contains("belongs to another query")
+    );
+}
+
+#[tokio::test]
+async fn an_interrupted_work_queue_batch_is_abandoned_and_its_messages_come_back() {
+    let f = Fixture::new(1, 30);
+    let queue = ", 'memory.mode' 'work-queue', 'memory.work-queue.readers' '2', 'memory.work-queue.ack-wait' '200ms'";
+    let query = f.query(queue).await;
+    let output = memory_topic(&f.output, 2);
+    output.fail_writes_after(5);
+    let (outcome, _) = run(&query, &f.options(Trigger::AvailableNow, Some(8))).await;
+    assert!(outcome.is_err());
+    output.fail_writes_after(-1);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (done, _) = run(&query, &f.options(Trigger::AvailableNow, Some(8))).await;
+    assert!(done.unwrap() >= 2);
+    let log = CheckpointLog::open(&f.checkpoint).unwrap();
+    let first = log.commit(0).await.unwrap().unwrap();
+    assert!(first.abandoned, "{first:?}");
+    // At-least-once: every message is in the output; the abandoned batch's may be twice.
+    let ids = f.output_ids();
+    let mut counts: BTreeMap<i64, usize> = BTreeMap::new();
+    for id in ids {
+        *counts.entry(id).or_default() += 1;
+    }
+    assert_eq!(
+        counts.keys().copied().collect::<Vec<_>>(),
+        (0..30).collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn offsets_removed_between_batches_fail_or_are_skipped() {
+    for fail in [true, false] {
+        let f = Fixture::new(1, 100);
+        let options = format!(", 'scan.fail-on-data-loss' '{fail}'");
+        let query = f.query(&options).await;
+        let mut first = f.options(Trigger::AvailableNow, Some(10));
+        first.max_batches = Some(1);
+        assert_eq!(run(&query, &first).await.0.unwrap(), 1);
+        memory_topic(&f.input, 1).delete_before(0, 60).unwrap();
+        let (outcome, _) = run(&query, &f.options(Trigger::AvailableNow, None)).await;
+        if fail {
+            let err = outcome.unwrap_err().to_string();
+            assert!(err.contains("10..60") && err.contains(&f.input), "{err}");
+        } else {
+            outcome.unwrap();
+            let log = CheckpointLog::open(&f.checkpoint).unwrap();
+            let record = log.offsets(1).await.unwrap().unwrap();
+            assert_eq!(record.sources["input"].skipped, [(0, 50)].into());
+            assert_eq!(f.output_ids(), (0..10).chain(60..100).collect::<Vec<_>>());
+        }
+    }
+}
