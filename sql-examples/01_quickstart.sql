@@ -1,7 +1,7 @@
 -- Quickstart: declare a Kafka topic as a table, write to it, and query a snapshot of it.
 --
 -- Run: datafusion-topics -f sql-examples/01_quickstart.sql
--- with KAFKA_BOOTSTRAP set to your brokers (scripts/start-brokers.sh prints one):
+-- with KAFKA_BOOTSTRAP set to your brokers (scripts/brokers.sh starts Apache Kafka and prints it):
 -- 'kafka:///topic' takes the brokers from KAFKA_BOOTSTRAP; 'kafka://host:9092/topic' names them.
 
 -- The live table: unbounded, it follows the log. 'topic.create' creates the topic if missing.
