@@ -201,6 +201,24 @@ pub enum TopicsError {
     /// An Arrow error while assembling batches.
     #[error(transparent)]
     Arrow(#[from] arrow::error::ArrowError),
+
+    /// An error of the query engine while this crate ran part of a plan itself (the stages
+    /// of a stateful batch).
+    #[error(transparent)]
+    DataFusion(Box<DataFusionError>),
+}
+
+impl From<DataFusionError> for TopicsError {
+    fn from(e: DataFusionError) -> Self {
+        // Our own errors come back as themselves.
+        match e {
+            DataFusionError::External(inner) => match inner.downcast::<TopicsError>() {
+                Ok(ours) => *ours,
+                Err(other) => Self::DataFusion(Box::new(DataFusionError::External(other))),
+            },
+            other => Self::DataFusion(Box::new(other)),
+        }
+    }
 }
 
 impl TopicsError {
@@ -234,6 +252,7 @@ impl From<TopicsError> for DataFusionError {
     fn from(e: TopicsError) -> Self {
         match e {
             TopicsError::Arrow(a) => DataFusionError::ArrowError(Box::new(a), None),
+            TopicsError::DataFusion(inner) => *inner,
             TopicsError::Plan(detail) => DataFusionError::Plan(detail),
             TopicsError::Internal(detail) => {
                 DataFusionError::Internal(format!("datafusion-topics: {detail}"))

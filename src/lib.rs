@@ -73,7 +73,9 @@ pub use session::{
 pub use sink::{BatchSink, BatchWritten, MessageWriter, OutgoingMessage, Recovery};
 #[allow(deprecated)]
 pub use table::StreamingTableProvider;
-pub use table::{MetadataColumn, TableDefinition, TopicTable, TopicTableFactory};
+pub use table::{
+    MetadataColumn, TableDefinition, TopicTable, TopicTableFactory, complete_insert_columns,
+};
 
 /// The README's Rust examples, compiled as doc tests.
 #[cfg(doctest)]

@@ -152,6 +152,7 @@ where
         },
         max_batches: None,
         commit_group: None,
+        output_mode: None,
     };
     let mut batches: Vec<(u64, Duration)> = Vec::new();
     let mut error = None;

@@ -164,6 +164,62 @@ impl CheckpointLog {
         })
     }
 
+    /// Writes the aggregate state after batch `batch` (Arrow IPC, replacing a file an
+    /// interrupted attempt left); returns its name relative to the checkpoint and its size.
+    pub async fn write_state(
+        &self,
+        batch: u64,
+        schema: &arrow::datatypes::SchemaRef,
+        rows: &[arrow::array::RecordBatch],
+    ) -> Result<(String, u64)> {
+        let name = format!("state/{batch:020}.arrow");
+        let mut bytes = Vec::new();
+        {
+            let mut writer = arrow::ipc::writer::FileWriter::try_new(&mut bytes, schema)
+                .map_err(|e| self.error(format!("cannot encode {name}: {e}")))?;
+            for batch in rows {
+                writer
+                    .write(batch)
+                    .map_err(|e| self.error(format!("cannot encode {name}: {e}")))?;
+            }
+            writer
+                .finish()
+                .map_err(|e| self.error(format!("cannot encode {name}: {e}")))?;
+        }
+        let size = bytes.len() as u64;
+        self.location
+            .store
+            .put(&self.path(&name), PutPayload::from(Bytes::from(bytes)))
+            .await
+            .map_err(|e| self.error(format!("cannot write {name}: {e}")))?;
+        Ok((name, size))
+    }
+
+    /// Reads a state file written by [`Self::write_state`].
+    pub async fn read_state(&self, name: &str) -> Result<Vec<arrow::array::RecordBatch>> {
+        let bytes = match self.location.store.get(&self.path(name)).await {
+            Ok(got) => got
+                .bytes()
+                .await
+                .map_err(|e| self.error(format!("cannot read {name}: {e}")))?,
+            Err(object_store::Error::NotFound { .. }) => {
+                return Err(self.error(format!(
+                    "{name} is missing although a commit names it; the checkpoint was damaged"
+                )));
+            }
+            Err(e) => return Err(self.error(format!("cannot read {name}: {e}"))),
+        };
+        let reader = arrow::ipc::reader::FileReader::try_new(std::io::Cursor::new(bytes), None)
+            .map_err(|e| {
+                self.error(format!(
+                    "{name} is not an Arrow IPC file ({e}); it was not written by datafusion-topics"
+                ))
+            })?;
+        reader
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| self.error(format!("{name} is damaged: {e}")))
+    }
+
     /// Writes `value` as pretty JSON unless the file exists; false when it existed.
     async fn put_if_absent<T: Serialize>(&self, name: &str, value: &T) -> Result<bool> {
         let mut json = serde_json::to_vec_pretty(value)
@@ -281,6 +337,8 @@ mod tests {
             planned_ms: 1,
             sources,
             sink: SinkMarks::default(),
+            watermark: None,
+            idle: BTreeMap::new(),
         }
     }
 

@@ -6,4 +6,6 @@ pub mod records;
 pub(crate) mod store;
 
 pub use log::{CheckpointLog, new_id, now_ms};
-pub use records::{CommitRecord, Metadata, OffsetsRecord, QueueBatch, SinkMarks, SourceRanges};
+pub use records::{
+    CommitRecord, Metadata, OffsetsRecord, QueueBatch, SinkMarks, SourceRanges, StateRecord,
+};

@@ -3,7 +3,8 @@
 //! ```text
 //! <checkpoint>/metadata                  which query owns the checkpoint
 //! <checkpoint>/offsets/00000000000000000007.json   batch 7: ranges to read, sink positions
-//! <checkpoint>/commits/00000000000000000007.json   batch 7 is in the sink
+//! <checkpoint>/commits/00000000000000000007.json   batch 7 is in the sink (and its state)
+//! <checkpoint>/state/00000000000000000007.arrow    aggregate state after batch 7 (Arrow IPC)
 //! ```
 
 use std::collections::BTreeMap;
@@ -49,6 +50,14 @@ pub struct OffsetsRecord {
     pub sources: BTreeMap<String, SourceRanges>,
     /// The sink's positions before the batch wrote anything.
     pub sink: SinkMarks,
+    /// The watermark before the batch (left by the previous one): rows with an older event
+    /// time are late in this batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<i64>,
+    /// Partitions that were idle when the batch was planned (table → partitions): they do not
+    /// hold the batch's watermark back.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub idle: BTreeMap<String, Vec<i32>>,
 }
 
 /// The ranges one source table reads in a batch.
@@ -117,4 +126,35 @@ pub struct CommitRecord {
     /// offset ranges (so rows it already wrote may be written again).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub abandoned: bool,
+    /// For a stateful query: its state and watermark after the batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateRecord>,
+}
+
+/// A stateful query's state after a batch: the file holding its aggregate state, and what the
+/// watermark needs to go on from here.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateRecord {
+    /// The state file, relative to the checkpoint (`state/<batch>.arrow`).
+    pub file: String,
+    /// Groups (windows and keys) kept open.
+    pub rows: u64,
+    /// The file's size.
+    pub bytes: u64,
+    /// The watermark after the batch (ms since the epoch), once there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<i64>,
+    /// The latest event time each partition delivered so far (table → partition → ms).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub event_time: BTreeMap<String, BTreeMap<i32, i64>>,
+    /// When each partition last delivered rows (table → partition → ms, wall clock at
+    /// planning), for idleness.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub last_active: BTreeMap<String, BTreeMap<i32, i64>>,
+    /// Rows the batch found late.
+    #[serde(default)]
+    pub late_rows: u64,
+    /// Rows the batch emitted (closed windows, or changed keys).
+    #[serde(default)]
+    pub emitted: u64,
 }

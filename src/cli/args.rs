@@ -115,6 +115,12 @@ pub struct RunArgs {
     #[arg(long)]
     pub commit_group: Option<String>,
 
+    /// How an aggregating query writes: append (each window once, when the watermark passes
+    /// its end) or update (every changed group after each batch). Default: append for
+    /// GROUP BY date_bin(…) over a table's event-time column, update otherwise.
+    #[arg(long)]
+    pub output_mode: Option<crate::query::OutputMode>,
+
     /// The SQL file: DDL statements and one INSERT INTO … SELECT ….
     #[arg(short = 'f', long, value_parser = valid_file)]
     pub file: String,

@@ -92,6 +92,7 @@ namespaces! {
     NatsOptions => "nats",
     MemoryOptions => "memory",
     SchemaRegistryOptions => "schema-registry",
+    WatermarkOptions => "watermark",
 }
 
 #[cfg(test)]

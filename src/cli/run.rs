@@ -23,6 +23,7 @@ pub async fn run(shell: &Args, run: &RunArgs) -> Result<()> {
         },
         max_batches: run.max_batches,
         commit_group: run.commit_group.clone(),
+        output_mode: run.output_mode,
     };
     if !run.quiet {
         println!(

@@ -13,12 +13,14 @@ pub(crate) mod docs;
 mod format;
 pub mod scan;
 mod values;
+pub mod watermark;
 
 use std::collections::HashMap;
 
 pub use bag::OptionBag;
 pub use decl::OptionDecl;
 pub use scan::{BoundedMode, ScanOptions, StartupMode};
+pub use watermark::WatermarkSpec;
 // Each connector takes the parsers it needs; a build without some connectors leaves some
 // unused.
 #[allow(unused_imports)]

@@ -174,6 +174,10 @@ pub const SCAN_OPTIONS: &[&OptionDecl] = &[
     &TIMESTAMP_MAX_SKEW,
     &TOPIC_CREATE,
     &CONNECT_TIMEOUT,
+    &super::watermark::COLUMN,
+    &super::watermark::DELAY,
+    &super::watermark::IDLE_TIMEOUT,
+    &super::watermark::LATE_TOPIC,
 ];
 
 /// Where each partition's scan starts.
@@ -262,6 +266,8 @@ pub struct ScanOptions {
     pub create_topic: bool,
     /// Bound on connecting and on each metadata request (`connect.timeout`).
     pub connect_timeout: Duration,
+    /// Event time and watermark (`watermark.*`), when declared.
+    pub watermark: Option<super::WatermarkSpec>,
 }
 
 /// Default of `connect.timeout`.
@@ -284,6 +290,7 @@ impl Default for ScanOptions {
             fail_on_data_loss: true,
             create_topic: false,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            watermark: None,
         }
     }
 }
@@ -342,6 +349,7 @@ impl ScanOptions {
         if let Some(timeout) = bag.take_with(&CONNECT_TIMEOUT, super::values::parse_duration)? {
             scan.connect_timeout = timeout;
         }
+        scan.watermark = super::WatermarkSpec::parse(bag)?;
         scan.startup = parse_startup(bag, group)?;
         scan.group_id = group.map(str::to_string);
         scan.bounded = parse_bounded(bag)?;

@@ -1,11 +1,13 @@
 //! Running one micro-batch: the SELECT with every source table bound to the batch's recorded
-//! ranges, its rows written through the exactly-once sink, then the commit, the work-queue
-//! acknowledgements and the consumer-group commit.
+//! ranges, its rows written through the exactly-once sink (for a stateful query, after its
+//! state was merged and the groups to emit chosen), then the state, the commit, the
+//! work-queue acknowledgements and the consumer-group commit.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
 
+use arrow::array::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::common::TableReference;
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
@@ -14,21 +16,28 @@ use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{ExecutionPlan, execute_stream};
 
-use super::compile::ContinuousQuery;
-use super::progress::BatchProgress;
-use crate::checkpoint::{CheckpointLog, CommitRecord, Metadata, OffsetsRecord, now_ms, records};
+use super::compile::{ContinuousQuery, QueryKind, SourceRole};
+use super::progress::{BatchProgress, StateProgress};
+use super::stateful::shape::Shape;
+use super::stateful::watermark::advance;
+use super::stateful::{OutputMode, by_table, run_stages};
+use crate::checkpoint::{
+    CheckpointLog, CommitRecord, Metadata, OffsetsRecord, SourceRanges, StateRecord, now_ms,
+    records,
+};
 use crate::error::{Result, TopicsError};
 use crate::scan::TopicScanExec;
 use crate::sink::BatchWritten;
 use crate::source::{DeferredAcks, TableSource};
 
 /// What every batch of one run shares: the checkpoint, its owner's metadata, this runner's
-/// id, and the consumer group to commit to.
+/// id, the consumer group to commit to, and how a stateful query writes.
 pub(crate) struct RunContext<'a> {
     pub log: &'a CheckpointLog,
     pub meta: &'a Metadata,
     pub runner: &'a str,
     pub commit_group: Option<&'a str>,
+    pub output_mode: OutputMode,
 }
 
 /// What executing a batch produced besides its rows in the sink.
@@ -38,24 +47,28 @@ pub(crate) struct Executed {
     pub avg_bytes: BTreeMap<String, f64>,
     /// Acknowledgements each work-queue table keeps for after the commit.
     pub acks: BTreeMap<String, Arc<DeferredAcks>>,
+    /// A stateful query's state after the batch.
+    pub state: Option<StateRecord>,
 }
 
 impl ContinuousQuery {
-    /// Runs `record`'s batch into the sink and commits it (checkpoint, then the work queues'
-    /// acknowledgements, then the consumer group if asked); returns its progress and the
-    /// average message size per source topic.
+    /// Runs `record`'s batch into the sink and commits it (state, checkpoint, then the work
+    /// queues' acknowledgements, then the consumer group if asked); `previous` is the state
+    /// the batch before committed. Returns its progress and the average message size per
+    /// source topic.
     pub(crate) async fn execute_batch(
         &self,
         run: &RunContext<'_>,
         record: &OffsetsRecord,
+        previous: Option<&StateRecord>,
         replay: bool,
         lag: i64,
     ) -> Result<(BatchProgress, BTreeMap<String, f64>)> {
         let started = Instant::now();
-        let executed = self.run_batch(run.meta, record, replay).await?;
-        run.log
-            .write_commit(&commit_record(record, run.runner, executed.written, false))
-            .await?;
+        let executed = self.run_batch(run, record, previous, replay).await?;
+        let mut commit = commit_record(record, run.runner, executed.written, false);
+        commit.state = executed.state.clone();
+        run.log.write_commit(&commit).await?;
         // Only now may the work queues forget the messages: a failure here redelivers them.
         let mut queue_reads = BTreeMap::new();
         for (table, acks) in executed.acks {
@@ -78,49 +91,50 @@ impl ContinuousQuery {
             already_written: executed.written.already_written,
             lag,
             queue_reads,
+            state: executed.state.as_ref().map(StateProgress::from),
             elapsed: started.elapsed(),
         };
         Ok((progress, executed.avg_bytes))
     }
 
-    /// Runs one batch over exactly `record`'s ranges into the sink.
-    async fn run_batch(
+    /// Binds every source to `sources` (the batch's recorded ranges; a stream table with rows
+    /// older than `late_before` late) and plans the SELECT. Work-queue tables keep their
+    /// acknowledgements in `acks`.
+    pub(crate) async fn batch_plan(
         &self,
-        meta: &Metadata,
-        record: &OffsetsRecord,
-        replay: bool,
-    ) -> Result<Executed> {
-        let df_err = |e: DataFusionError| TopicsError::Sink {
-            target: self.sink.describe(),
-            detail: format!("batch {}: {e}", record.batch),
-        };
-        let mut acks = BTreeMap::new();
+        sources: &BTreeMap<String, SourceRanges>,
+        late_before: Option<i64>,
+        mut acks: Option<&mut BTreeMap<String, Arc<DeferredAcks>>>,
+    ) -> Result<Arc<dyn ExecutionPlan>, DataFusionError> {
         let mut bound: HashMap<TableReference, Arc<dyn TableProvider>> = HashMap::new();
         for s in &self.sources {
             let name = s.name.to_string();
-            let planned = record.sources.get(&name);
-            let table = match (
-                s.table.source(),
-                planned.and_then(|r| r.work_queue.as_ref()),
-            ) {
-                (TableSource::Queue(_), Some(queue)) => {
+            let planned = sources.get(&name);
+            let recorded_queue = planned.is_some_and(|r| r.work_queue.is_some());
+            let table = match s.table.source() {
+                TableSource::Queue(_) if planned.is_none() || recorded_queue => {
                     let deferred = Arc::new(DeferredAcks::new());
-                    let table = s
-                        .table
-                        .queue_batch(Arc::clone(&deferred), queue.max_messages);
-                    acks.insert(name.clone(), deferred);
-                    table
+                    let max = planned
+                        .and_then(|r| r.work_queue.as_ref())
+                        .and_then(|q| q.max_messages);
+                    if let Some(acks) = acks.as_deref_mut() {
+                        acks.insert(name.clone(), Arc::clone(&deferred));
+                    }
+                    s.table.queue_batch(deferred, max)
                 }
-                (TableSource::Log(_), None) => s
+                TableSource::Log(_) if !recorded_queue => s
                     .table
-                    .with_ranges(planned.map(|r| r.partitions.clone()).unwrap_or_default()),
+                    .with_ranges(planned.map(|r| r.partitions.clone()).unwrap_or_default())
+                    .map(|t| match s.role {
+                        SourceRole::Stream => t.with_late_before(late_before),
+                        SourceRole::Dimension => t,
+                    }),
                 _ => None,
             };
             let table = table.ok_or_else(|| {
-                TopicsError::Plan(format!(
-                    "batch {} recorded table {name} as {}, but it is {} now",
-                    record.batch,
-                    if planned.is_some_and(|r| r.work_queue.is_some()) {
+                TopicsError::plan(format!(
+                    "a batch recorded table {name} as {}, but it is {} now",
+                    if recorded_queue {
                         "a work queue"
                     } else {
                         "a log read by ranges"
@@ -134,33 +148,117 @@ impl ContinuousQuery {
             })?;
             bound.insert(s.name.clone(), Arc::new(table));
         }
-        let plan = bind_sources(&self.select, &bound).map_err(df_err)?;
-        let physical = self
-            .ctx
+        let plan = bind_sources(&self.select, &bound)?;
+        self.ctx
             .execute_logical_plan(plan)
-            .await
-            .map_err(df_err)?
+            .await?
             .create_physical_plan()
             .await
-            .map_err(df_err)?;
-        let stream = execute_stream(Arc::clone(&physical), self.ctx.task_ctx()).map_err(df_err)?;
+    }
+
+    /// Runs one batch over exactly `record`'s ranges into the sink.
+    async fn run_batch(
+        &self,
+        run: &RunContext<'_>,
+        record: &OffsetsRecord,
+        previous: Option<&StateRecord>,
+        replay: bool,
+    ) -> Result<Executed> {
+        let df_err = |e: DataFusionError| TopicsError::Sink {
+            target: self.sink.describe(),
+            detail: format!("batch {}: {e}", record.batch),
+        };
+        let mut acks = BTreeMap::new();
+        let stateful = self.kind != QueryKind::Stateless;
+        let late_before = if stateful { record.watermark } else { None };
+        let physical = self
+            .batch_plan(&record.sources, late_before, Some(&mut acks))
+            .await
+            .map_err(|e| match crate::error::topics_error(&e) {
+                Some(TopicsError::Plan(p)) => TopicsError::Plan(p.clone()),
+                _ => df_err(e),
+            })?;
+        let (output, state) = match self.shape_of(&physical)? {
+            Shape::Stateless => (Arc::clone(&physical), None),
+            Shape::Aggregate(stages) => {
+                let rows = match previous {
+                    Some(p) if !p.file.is_empty() => run.log.read_state(&p.file).await?,
+                    _ => Vec::new(),
+                };
+                let specs = self.watermark_specs();
+                let topics = self.stream_topics();
+                let mut after = None;
+                let outcome = run_stages(
+                    &physical,
+                    &stages,
+                    run.output_mode,
+                    self.sink.update_output(),
+                    rows,
+                    self.ctx.task_ctx(),
+                    |maxima| {
+                        let a = advance(
+                            &specs,
+                            previous,
+                            &record.sources,
+                            &record.idle,
+                            &by_table(maxima, &topics),
+                            record.planned_ms,
+                        );
+                        let watermark = a.watermark;
+                        after = Some(a);
+                        watermark
+                    },
+                )
+                .await?;
+                let after = after.unwrap_or_default();
+                let state = PendingState {
+                    rows: outcome.keep,
+                    schema: outcome.state_schema,
+                    record: StateRecord {
+                        file: String::new(),
+                        rows: 0,
+                        bytes: 0,
+                        watermark: after.watermark,
+                        event_time: after.event_time,
+                        last_active: after.last_active,
+                        late_rows: outcome.late_rows,
+                        emitted: outcome.emitted,
+                    },
+                };
+                (outcome.output, Some(state))
+            }
+        };
+        let stream = execute_stream(Arc::clone(&output), self.ctx.task_ctx()).map_err(df_err)?;
         let written = self
             .sink
-            .write_batch(&meta.query_id, record.batch, &record.sink, replay, stream)
+            .write_batch(
+                &run.meta.query_id,
+                record.batch,
+                &record.sink,
+                replay,
+                stream,
+            )
             .await?;
+        let state = match state {
+            Some(pending) => Some(pending.write(run.log, record.batch).await?),
+            None => None,
+        };
         Ok(Executed {
             written,
             avg_bytes: average_message_bytes(&physical),
             acks,
+            state,
         })
     }
 
     /// Commits the batch's end offsets to a consumer group; failures are logged, not fatal.
     async fn commit_to_group(&self, group: &str, record: &OffsetsRecord) {
         for s in &self.sources {
-            let (Some(ranges), TableSource::Log(log)) =
-                (record.sources.get(&s.name.to_string()), s.table.source())
-            else {
+            let (Some(ranges), TableSource::Log(log), SourceRole::Stream) = (
+                record.sources.get(&s.name.to_string()),
+                s.table.source(),
+                s.role,
+            ) else {
                 continue;
             };
             let ends: Vec<(i32, i64)> = ranges
@@ -172,6 +270,25 @@ impl ContinuousQuery {
                 log::warn!("batch {}: {e}", record.batch);
             }
         }
+    }
+}
+
+/// A batch's state, written once its output is in the sink.
+struct PendingState {
+    rows: Vec<RecordBatch>,
+    schema: arrow::datatypes::SchemaRef,
+    record: StateRecord,
+}
+
+impl PendingState {
+    async fn write(self, log: &CheckpointLog, batch: u64) -> Result<StateRecord> {
+        let (file, bytes) = log.write_state(batch, &self.schema, &self.rows).await?;
+        Ok(StateRecord {
+            file,
+            bytes,
+            rows: self.rows.iter().map(|b| b.num_rows() as u64).sum(),
+            ..self.record
+        })
     }
 }
 
@@ -211,6 +328,7 @@ pub(crate) fn commit_record(
         already_written: written.already_written,
         committed_ms: now_ms(),
         abandoned,
+        state: None,
     }
 }
 

@@ -18,6 +18,16 @@ use crate::error::TopicsError;
 use crate::sink::{BatchSink, FileBatchSink, FileFormat, RowEncoder, TopicBatchSink};
 use crate::table::TopicTable;
 
+/// How a continuous query reads one of its topic tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SourceRole {
+    /// Incrementally: each batch reads what arrived since the previous one.
+    Stream,
+    /// Whole: a table declared bounded (`scan.bounded.mode`) is a snapshot each batch joins
+    /// against; its ranges are recorded per batch so a replay reads the same snapshot.
+    Dimension,
+}
+
 /// A source table of a continuous query.
 #[derive(Debug, Clone)]
 pub(crate) struct SourceTable {
@@ -25,6 +35,20 @@ pub(crate) struct SourceTable {
     pub name: TableReference,
     /// The table.
     pub table: TopicTable,
+    /// Stream or snapshot.
+    pub role: SourceRole,
+}
+
+/// What the query needs across batches, found when it is compiled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum QueryKind {
+    /// No state: each batch stands alone.
+    Stateless,
+    /// One aggregation; `windowed` when grouped by a window over an event-time column.
+    Aggregate {
+        /// Grouped by `date_bin(…)` over a declared event-time column.
+        windowed: bool,
+    },
 }
 
 /// A continuous `INSERT INTO sink SELECT … FROM topic tables` query, compiled: run it with
@@ -37,6 +61,7 @@ pub struct ContinuousQuery {
     pub(crate) select: LogicalPlan,
     pub(crate) sources: Vec<SourceTable>,
     pub(crate) sink: Arc<dyn BatchSink>,
+    pub(crate) kind: QueryKind,
 }
 
 impl fmt::Debug for ContinuousQuery {
@@ -58,6 +83,7 @@ impl ContinuousQuery {
         let mut insert: Option<(String, DmlStatement)> = None;
         for statement in statements {
             let text = statement.to_string();
+            let statement = crate::table::complete_insert_columns(&ctx, statement).await?;
             let plan = ctx.state().statement_to_plan(statement).await?;
             match plan {
                 LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)) => {
@@ -80,20 +106,93 @@ impl ContinuousQuery {
             )
         })?;
         let sources = find_sources(&dml.input)?;
-        if sources.is_empty() {
+        if !sources.iter().any(|s| s.role == SourceRole::Stream) {
             return Err(TopicsError::plan(
-                "the query reads no topic table, so there is nothing to run continuously",
+                "the query reads no unbounded topic table, so there is nothing to run \
+                 continuously (tables declared with 'scan.bounded.mode' are snapshots)",
             )
             .into());
         }
         let sink = sink_of(&ctx, &dml).await?;
-        Ok(Self {
+        let mut query = Self {
             ctx,
             text,
             select: Arc::unwrap_or_clone(dml.input),
             sources,
             sink,
+            kind: QueryKind::Stateless,
+        };
+        query.kind = query.probe_kind().await?;
+        Ok(query)
+    }
+
+    /// Plans the query over empty ranges to learn what it needs across batches, refusing
+    /// shapes the runner cannot run incrementally.
+    async fn probe_kind(&self) -> Result<QueryKind, DataFusionError> {
+        let empty: std::collections::BTreeMap<String, crate::checkpoint::SourceRanges> =
+            Default::default();
+        let physical = self.batch_plan(&empty, None, None).await?;
+        Ok(match self.shape_of(&physical)? {
+            super::stateful::shape::Shape::Stateless => QueryKind::Stateless,
+            super::stateful::shape::Shape::Aggregate(stages) => {
+                if let Some(queue) = self
+                    .sources
+                    .iter()
+                    .find(|s| s.table.source().queue().is_some())
+                {
+                    return Err(TopicsError::plan(format!(
+                        "an aggregate over the work-queue table {} cannot be exactly-once: a \
+                         work queue redelivers messages after a crash, and state would count \
+                         them twice; read the stream by ranges (nats.mode = ordered)",
+                        queue.name
+                    ))
+                    .into());
+                }
+                QueryKind::Aggregate {
+                    windowed: stages.window.is_some(),
+                }
+            }
         })
+    }
+
+    /// The watermark declarations of the stream tables, by table name.
+    pub(crate) fn watermark_specs(
+        &self,
+    ) -> std::collections::BTreeMap<String, crate::options::WatermarkSpec> {
+        self.sources
+            .iter()
+            .filter(|s| s.role == SourceRole::Stream)
+            .filter_map(|s| {
+                s.table
+                    .scan_options()
+                    .watermark
+                    .clone()
+                    .map(|w| (s.name.to_string(), w))
+            })
+            .collect()
+    }
+
+    /// Each stream table's topic, by table name.
+    pub(crate) fn stream_topics(&self) -> std::collections::BTreeMap<String, String> {
+        self.sources
+            .iter()
+            .filter(|s| s.role == SourceRole::Stream)
+            .map(|s| (s.name.to_string(), s.table.source().topic().to_string()))
+            .collect()
+    }
+
+    /// The shape of a batch's physical plan.
+    pub(crate) fn shape_of(
+        &self,
+        physical: &Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+    ) -> Result<super::stateful::shape::Shape, TopicsError> {
+        let streams = self.stream_topics().into_values().collect();
+        let columns = self
+            .watermark_specs()
+            .into_values()
+            .map(|w| w.column)
+            .collect();
+        super::stateful::shape::analyze(physical, &streams, &columns)
     }
 
     /// The sink's description.
@@ -111,9 +210,16 @@ fn find_sources(plan: &LogicalPlan) -> Result<Vec<SourceTable>, DataFusionError>
             if let Some(table) = provider.downcast_ref::<TopicTable>()
                 && !out.iter().any(|s| s.name == scan.table_name)
             {
+                let bounded = table.source().log().is_some()
+                    && table.scan_options().bounded != crate::options::BoundedMode::Unbounded;
                 out.push(SourceTable {
                     name: scan.table_name.clone(),
                     table: table.clone(),
+                    role: if bounded {
+                        SourceRole::Dimension
+                    } else {
+                        SourceRole::Stream
+                    },
                 });
             }
         }

@@ -9,12 +9,14 @@ mod compile;
 mod plan;
 mod progress;
 mod run;
+mod stateful;
 #[cfg(test)]
 mod tests;
 mod trigger;
 
 pub use crate::scan::Limits;
 pub use compile::ContinuousQuery;
-pub use progress::BatchProgress;
+pub use progress::{BatchProgress, StateProgress};
 pub use run::RunOptions;
+pub use stateful::{OutputMode, UpdateOutput};
 pub use trigger::Trigger;

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::compile::SourceTable;
+use super::compile::{SourceRole, SourceTable};
 use crate::checkpoint::{QueueBatch, SourceRanges};
 use crate::error::Result;
 use crate::options::BoundedMode;
@@ -19,14 +19,17 @@ pub(crate) type Edges = BTreeMap<String, BTreeMap<i32, i64>>;
 pub(crate) struct NextBatch {
     pub sources: BTreeMap<String, SourceRanges>,
     pub lag: i64,
+    /// Tables read whole each batch (their ranges are no news).
+    pub snapshots: std::collections::BTreeSet<String>,
 }
 
 impl NextBatch {
     /// True when some range holds offsets.
     pub fn reads_ranges(&self) -> bool {
         self.sources
-            .values()
-            .any(|s| s.partitions.values().any(|r| !r.is_empty()))
+            .iter()
+            .filter(|(name, _)| !self.snapshots.contains(*name))
+            .any(|(_, s)| s.partitions.values().any(|r| !r.is_empty()))
     }
 
     /// True when the batch would read anything: offsets, or pending queue messages.
@@ -89,6 +92,9 @@ pub(crate) async fn plan_next(
                 };
                 (ranges, pending as i64)
             }
+            TableSource::Log(log) if s.role == SourceRole::Dimension => {
+                (plan_snapshot(s, log.as_ref()).await?, 0)
+            }
             TableSource::Log(log) => {
                 let caps = bounds.caps.as_ref().map(|c| c.get(&name));
                 plan_log(s, log.as_ref(), ends.get(&name), caps, limits, avg).await?
@@ -97,7 +103,29 @@ pub(crate) async fn plan_next(
         lag += left;
         out.insert(name, ranges);
     }
-    Ok(NextBatch { sources: out, lag })
+    let snapshots = sources
+        .iter()
+        .filter(|s| s.role == SourceRole::Dimension)
+        .map(|s| s.name.to_string())
+        .collect();
+    Ok(NextBatch {
+        sources: out,
+        lag,
+        snapshots,
+    })
+}
+
+/// A snapshot table's ranges for the next batch: all of it, as its declaration says.
+async fn plan_snapshot(s: &SourceTable, log: &dyn LogSource) -> Result<SourceRanges> {
+    let partitions = log.partitions().await?;
+    let positions = resolve_positions(log, s.table.scan_options(), &partitions, None).await?;
+    Ok(SourceRanges {
+        kind: log.kind().to_string(),
+        topic: log.topic().to_string(),
+        partitions: positions.iter().map(|p| (p.partition, p.range)).collect(),
+        skipped: BTreeMap::new(),
+        work_queue: None,
+    })
 }
 
 /// One log table's ranges in the next batch, and the offsets they leave behind.
@@ -164,7 +192,7 @@ async fn plan_log(
 /// Every log partition's high watermark now (the end of an available-now run).
 pub(crate) async fn high_watermarks(sources: &[SourceTable]) -> Result<Edges> {
     let mut out = BTreeMap::new();
-    for s in sources {
+    for s in sources.iter().filter(|s| s.role == SourceRole::Stream) {
         if let TableSource::Log(log) = s.table.source() {
             let partitions = log.partitions().await?;
             let marks = log.watermarks(&partitions).await?;

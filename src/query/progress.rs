@@ -4,7 +4,34 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use crate::checkpoint::SourceRanges;
+use crate::checkpoint::{SourceRanges, StateRecord};
+
+/// A stateful query's state after a batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StateProgress {
+    /// Groups (windows and keys) kept open.
+    pub groups: u64,
+    /// Size of the state file.
+    pub bytes: u64,
+    /// The watermark after the batch (ms since the epoch).
+    pub watermark: Option<i64>,
+    /// Rows the batch found late.
+    pub late_rows: u64,
+    /// Groups the batch emitted.
+    pub emitted: u64,
+}
+
+impl From<&StateRecord> for StateProgress {
+    fn from(s: &StateRecord) -> Self {
+        Self {
+            groups: s.rows,
+            bytes: s.bytes,
+            watermark: s.watermark,
+            late_rows: s.late_rows,
+            emitted: s.emitted,
+        }
+    }
+}
 
 /// What one batch did.
 #[derive(Debug, Clone)]
@@ -24,6 +51,8 @@ pub struct BatchProgress {
     pub lag: i64,
     /// Messages each work-queue table delivered to the batch (acknowledged after its commit).
     pub queue_reads: BTreeMap<String, u64>,
+    /// A stateful query's state after the batch.
+    pub state: Option<StateProgress>,
     /// Time the batch took.
     pub elapsed: Duration,
 }
@@ -53,6 +82,31 @@ impl fmt::Display for BatchProgress {
         if self.already_written > 0 {
             write!(f, " already_written={}", self.already_written)?;
         }
+        if let Some(state) = &self.state {
+            write!(
+                f,
+                " emitted={} state={} groups ({} bytes)",
+                state.emitted, state.groups, state.bytes
+            )?;
+            match state.watermark {
+                Some(w) => write!(f, " watermark={}", format_ms(w))?,
+                None => f.write_str(" watermark=none")?,
+            }
+            if state.late_rows > 0 {
+                write!(f, " late={}", state.late_rows)?;
+            }
+        }
         write!(f, " lag={} in {:?}", self.lag, self.elapsed)
     }
+}
+
+/// An instant in ms since the epoch as RFC 3339 (UTC).
+fn format_ms(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
 }

@@ -6,11 +6,13 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::batch::{RunContext, commit_record};
-use super::compile::ContinuousQuery;
+use super::compile::{ContinuousQuery, QueryKind};
 use super::plan::{Edges, RunBounds, edges_of, high_watermarks, plan_next, queue_pending};
 use super::progress::BatchProgress;
+use super::stateful::OutputMode;
+use super::stateful::watermark::idle_partitions;
 use super::trigger::Trigger;
-use crate::checkpoint::{CheckpointLog, OffsetsRecord, new_id, now_ms, records};
+use crate::checkpoint::{CheckpointLog, OffsetsRecord, StateRecord, new_id, now_ms, records};
 use crate::error::{Result, TopicsError};
 use crate::scan::Limits;
 
@@ -28,6 +30,27 @@ pub struct RunOptions {
     /// After each commit, also commit the batch's end offsets of log sources to this
     /// consumer group, for lag dashboards (never read back: the checkpoint is the truth).
     pub commit_group: Option<String>,
+    /// How an aggregating query writes: `None` picks append for windows over an event-time
+    /// column, update otherwise.
+    pub output_mode: Option<OutputMode>,
+}
+
+impl ContinuousQuery {
+    /// The output mode the query runs in, checked against what it computes.
+    pub fn output_mode(&self, asked: Option<OutputMode>) -> Result<OutputMode> {
+        match (&self.kind, asked) {
+            (QueryKind::Aggregate { windowed: false }, Some(OutputMode::Append)) => {
+                Err(TopicsError::plan(
+                    "append output writes each group once, when it can no longer change, which \
+                     only a window can say: group by date_bin(<interval>, <event-time column>) \
+                     over a table with 'watermark.column', or use update output",
+                ))
+            }
+            (QueryKind::Aggregate { windowed: true }, None) => Ok(OutputMode::Append),
+            (_, Some(mode)) => Ok(mode),
+            _ => Ok(OutputMode::Update),
+        }
+    }
 }
 
 impl ContinuousQuery {
@@ -39,6 +62,7 @@ impl ContinuousQuery {
         options: &RunOptions,
         mut progress: impl FnMut(&BatchProgress),
     ) -> Result<u64> {
+        let output_mode = self.output_mode(options.output_mode)?;
         let log = CheckpointLog::open(&options.checkpoint)?;
         let meta = log.claim(&self.text).await?;
         let runner = new_id();
@@ -47,7 +71,12 @@ impl ContinuousQuery {
             meta: &meta,
             runner: &runner,
             commit_group: options.commit_group.as_deref(),
+            output_mode,
         };
+        let stateful = self.kind != QueryKind::Stateless;
+        let specs = self.watermark_specs();
+        // The state the last committed batch left.
+        let mut state: Option<StateRecord> = None;
         let mut done = 0u64;
         let mut ends: Edges = BTreeMap::new();
         let mut avg_bytes: BTreeMap<String, f64> = BTreeMap::new();
@@ -61,7 +90,14 @@ impl ContinuousQuery {
                     detail: format!("offsets of batch {last} vanished while being read"),
                 })?;
             ends = edges_of(&record.sources, |r| r.end_or_max());
-            if log.commit(last).await?.is_none() {
+            let committed_before = match last {
+                0 => None,
+                n => log.commit(n - 1).await?,
+            };
+            if let Some(commit) = log.commit(last).await? {
+                state = commit.state;
+            } else {
+                state = committed_before.and_then(|c| c.state);
                 if record.sources.values().any(|s| s.work_queue.is_some()) {
                     // Its messages went back to the queue: a replay cannot read them again.
                     // The next batch re-reads its offset ranges instead.
@@ -73,7 +109,10 @@ impl ContinuousQuery {
                         .await?;
                     ends = edges_of(&record.sources, |r| r.start);
                 } else {
-                    let (replayed, _) = self.execute_batch(&run, &record, true, 0).await?;
+                    let (replayed, _) = self
+                        .execute_batch(&run, &record, state.as_ref(), true, 0)
+                        .await?;
+                    state = log.commit(last).await?.and_then(|c| c.state);
                     done += 1;
                     progress(&replayed);
                 }
@@ -105,19 +144,33 @@ impl ContinuousQuery {
                 }
             }
             let reads_ranges = planned.reads_ranges();
+            let planned_ms = now_ms();
+            let (watermark, idle) = if stateful {
+                (
+                    state.as_ref().and_then(|s| s.watermark),
+                    idle_partitions(&specs, state.as_ref(), &planned.sources, planned_ms),
+                )
+            } else {
+                (None, Default::default())
+            };
             let record = OffsetsRecord {
                 format: records::FORMAT.into(),
                 version: records::VERSION,
                 batch: next,
                 runner: runner.clone(),
-                planned_ms: now_ms(),
+                planned_ms,
                 sources: planned.sources,
                 sink: self.sink.marks().await?,
+                watermark,
+                idle,
             };
             log.write_offsets(&record).await?;
             let (mut batch, bytes) = self
-                .execute_batch(&run, &record, false, planned.lag)
+                .execute_batch(&run, &record, state.as_ref(), false, planned.lag)
                 .await?;
+            if stateful {
+                state = log.commit(record.batch).await?.and_then(|c| c.state);
+            }
             // A planned batch's time includes its planning.
             batch.elapsed = started.elapsed();
             avg_bytes.extend(bytes);

@@ -74,6 +74,7 @@ impl Fixture {
             },
             max_batches: None,
             commit_group: None,
+            output_mode: None,
         }
     }
 

@@ -23,8 +23,9 @@ use datafusion::physical_plan::{
 
 use super::plan::PartitionScan;
 use super::stream::{PartitionStream, StreamSettings};
+use super::watermark::EventTimeTracker;
 use crate::format::{ErrorPolicy, FormatKind, TableFormats};
-use crate::sink::DeadLetters;
+use crate::sink::{DeadLetters, LateRows};
 use crate::source::{LogSource, QueueRead, QueueSource};
 use crate::table::{MetadataColumn, OutputColumn, ProjectionPlan};
 
@@ -165,6 +166,8 @@ pub struct TopicScanExec {
     props: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
     statistics: Arc<ScanStatistics>,
+    event_time: Option<Arc<EventTimeTracker>>,
+    late_rows: Option<Arc<LateRows>>,
 }
 
 impl TopicScanExec {
@@ -188,7 +191,26 @@ impl TopicScanExec {
             props: Arc::new(props),
             metrics: ExecutionPlanMetricsSet::new(),
             statistics: Arc::default(),
+            event_time: None,
+            late_rows: None,
         }
+    }
+
+    /// Tracks event time (the table declares a watermark) and applies its late-row rule;
+    /// late rows go to `late_rows` when given.
+    pub fn with_event_time(
+        mut self,
+        tracker: Arc<EventTimeTracker>,
+        late_rows: Option<Arc<LateRows>>,
+    ) -> Self {
+        self.event_time = Some(tracker);
+        self.late_rows = late_rows;
+        self
+    }
+
+    /// The scan's event-time bookkeeping, when the table declares a watermark.
+    pub fn event_time(&self) -> Option<&Arc<EventTimeTracker>> {
+        self.event_time.as_ref()
     }
 
     /// Declares orderings that hold within each partition (`WITH ORDER` in the DDL), on top
@@ -434,6 +456,8 @@ impl ExecutionPlan for TopicScanExec {
             limit: self.limit,
             batch_rows: context.session_config().batch_size(),
             fail_on_data_loss: self.fail_on_data_loss,
+            event_time: self.event_time.clone(),
+            late_rows: self.late_rows.clone(),
         };
         let stream = PartitionStream::open(
             &self.input,

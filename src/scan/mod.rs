@@ -9,9 +9,11 @@ pub mod pushdown;
 mod stream;
 #[cfg(test)]
 mod tests;
+mod watermark;
 
 pub use exec::{ScanInput, ScanStatistics, TopicScanExec};
 pub use plan::{
     Limits, PartitionScan, ScanBounds, TimestampOrder, messages_cap, plan_batch_range, plan_scan,
     resolve_positions,
 };
+pub use watermark::EventTimeTracker;

@@ -14,10 +14,11 @@ use futures::StreamExt;
 use futures::stream::BoxStream;
 
 use super::exec::{ScanInput, ScanStatistics};
+use super::watermark::EventTimeTracker;
 use crate::format::{BatchDecoder, ErrorPolicy, TableFormats};
-use crate::sink::DeadLetters;
+use crate::sink::{DeadLetters, LateRows};
 use crate::source::{RawBatch, RawBatchStream, ReadRequest};
-use crate::table::{MetadataColumn, OutputColumn, ProjectionPlan};
+use crate::table::{DecodedParts, EventTimeSource, MetadataColumn, OutputColumn, ProjectionPlan};
 
 /// What every output partition of one scan shares.
 pub(super) struct StreamSettings {
@@ -27,6 +28,10 @@ pub(super) struct StreamSettings {
     pub limit: Option<usize>,
     pub batch_rows: usize,
     pub fail_on_data_loss: bool,
+    /// Event-time bookkeeping and the late-row rule, when the table declares event time.
+    pub event_time: Option<Arc<EventTimeTracker>>,
+    /// Where late rows go (`watermark.late-topic`), if anywhere.
+    pub late_rows: Option<Arc<LateRows>>,
 }
 
 /// Per-partition scan metrics shown by EXPLAIN ANALYZE.
@@ -36,6 +41,7 @@ struct ScanMetrics {
     decode_time: Time,
     skipped: Count,
     bad: Count,
+    late: Count,
 }
 
 impl ScanMetrics {
@@ -46,6 +52,7 @@ impl ScanMetrics {
             decode_time: MetricBuilder::new(set).subset_time("decode_time", partition),
             skipped: MetricBuilder::new(set).counter("offsets_skipped", partition),
             bad: MetricBuilder::new(set).counter("messages_bad", partition),
+            late: MetricBuilder::new(set).counter("late_rows", partition),
         }
     }
 }
@@ -85,6 +92,9 @@ impl PartitionStream {
         let (raw, topic): (RawBatchStream, Arc<str>) = match input {
             ScanInput::Log { source, partitions } => {
                 let scan = partitions[partition].clone();
+                if let Some(tracker) = &settings.event_time {
+                    tracker.register(scan.partition);
+                }
                 scan_metrics.skipped.add(scan.skipped as usize);
                 statistics.add_read(0, 0, scan.skipped);
                 let topic = Arc::from(source.topic_of(scan.partition));
@@ -101,10 +111,15 @@ impl PartitionStream {
                 source,
                 readers,
                 read,
-            } => (
-                source.read(readers[partition], read.clone(), request),
-                Arc::from(source.topic()),
-            ),
+            } => {
+                if let Some(tracker) = &settings.event_time {
+                    tracker.register(readers[partition]);
+                }
+                (
+                    source.read(readers[partition], read.clone(), request),
+                    Arc::from(source.topic()),
+                )
+            }
         };
         let decoder = settings
             .formats
@@ -179,13 +194,80 @@ impl PartitionStream {
             .settings
             .projection
             .assemble(&self.topic, &raw, &parts)?;
-        if self.skipping && !bad.is_empty() {
-            let keep: BooleanArray = (0..raw.len())
-                .map(|row| Some(bad.binary_search_by_key(&row, |b| b.row).is_err()))
-                .collect();
-            return arrow::compute::filter_record_batch(&batch, &keep)
-                .map_err(|e| DataFusionError::ArrowError(Box::new(e), None));
+        let mut dropped: Vec<usize> = Vec::new();
+        if self.skipping {
+            dropped.extend(bad.iter().map(|b| b.row));
         }
-        Ok(batch)
+        dropped.extend(self.event_time(&raw, &parts).await?);
+        if dropped.is_empty() {
+            return Ok(batch);
+        }
+        dropped.sort_unstable();
+        let keep: BooleanArray = (0..raw.len())
+            .map(|row| Some(dropped.binary_search(&row).is_err()))
+            .collect();
+        arrow::compute::filter_record_batch(&batch, &keep)
+            .map_err(|e| DataFusionError::ArrowError(Box::new(e), None))
+    }
+
+    /// Tracks the batch's event times and returns the rows that are late (counted, and
+    /// produced to the table's late topic when it has one).
+    async fn event_time(&mut self, raw: &RawBatch, parts: &DecodedParts) -> DFResult<Vec<usize>> {
+        let (Some(tracker), Some(source)) = (
+            &self.settings.event_time,
+            self.settings.projection.event_time,
+        ) else {
+            return Ok(Vec::new());
+        };
+        let times = event_times(source, raw, parts)?;
+        // The bound is taken before this batch is observed: a batch never makes its own
+        // rows late.
+        let late_before = tracker.late_before();
+        let mut max: Option<i64> = None;
+        let mut late: Vec<(usize, i64)> = Vec::new();
+        for (row, t) in times.iter().enumerate() {
+            let Some(t) = *t else { continue };
+            max = Some(max.map_or(t, |m| m.max(t)));
+            if late_before.is_some_and(|w| t < w) {
+                late.push((row, t));
+            }
+        }
+        tracker.observe(raw.partition, raw.len(), max, late.len());
+        self.metrics.late.add(late.len());
+        if let (Some(writer), Some(watermark), false) =
+            (&self.settings.late_rows, late_before, late.is_empty())
+        {
+            writer.send(&self.topic, raw, &late, watermark).await?;
+        }
+        Ok(late.into_iter().map(|(row, _)| row).collect())
+    }
+}
+
+/// The event time of every row, in milliseconds (`None` where the column is null).
+fn event_times(
+    source: EventTimeSource,
+    raw: &RawBatch,
+    parts: &DecodedParts,
+) -> DFResult<Vec<Option<i64>>> {
+    use arrow::array::{AsArray, TimestampMillisecondArray};
+    use arrow::datatypes::{DataType, TimeUnit, TimestampMillisecondType};
+    match source {
+        EventTimeSource::Timestamp => {
+            let ts: &TimestampMillisecondArray = raw.timestamps.as_ref().ok_or_else(|| {
+                DataFusionError::Internal("the scan did not read _timestamp".into())
+            })?;
+            Ok(ts.iter().collect())
+        }
+        EventTimeSource::Value(i) => {
+            let column = parts.values.get(i).ok_or_else(|| {
+                DataFusionError::Internal("the scan did not decode the event-time column".into())
+            })?;
+            let ms =
+                arrow::compute::cast(column, &DataType::Timestamp(TimeUnit::Millisecond, None))?;
+            Ok(ms
+                .as_primitive::<TimestampMillisecondType>()
+                .iter()
+                .collect())
+        }
     }
 }

@@ -25,6 +25,12 @@ pub trait BatchSink: Send + Sync + std::fmt::Debug {
     /// The sink's position before a batch writes anything (recorded in `offsets/N`).
     async fn marks(&self) -> Result<SinkMarks>;
 
+    /// What this sink receives from a query in update output mode: the groups each batch
+    /// changed (an upsert stream, the default), or every group after each batch.
+    fn update_output(&self) -> crate::query::UpdateOutput {
+        crate::query::UpdateOutput::Changes
+    }
+
     /// Writes batch `batch` of query `query_id`. `marks` are those recorded before the batch;
     /// `replay` says an earlier attempt may have written part of it.
     async fn write_batch(

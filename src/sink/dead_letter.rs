@@ -87,7 +87,8 @@ impl DeadLetters {
     }
 }
 
-fn original_headers(raw: &RawBatch, row: usize) -> Vec<(String, Vec<u8>)> {
+/// The headers of message `row` of `raw`, as (name, bytes) pairs.
+pub(super) fn original_headers(raw: &RawBatch, row: usize) -> Vec<(String, Vec<u8>)> {
     let Some(maps) = raw.headers.as_ref().filter(|m| m.is_valid(row)) else {
         return Vec::new();
     };

@@ -122,6 +122,11 @@ impl BatchSink for FileBatchSink {
         format!("{} files under {}", self.format.extension(), self.url)
     }
 
+    fn update_output(&self) -> crate::query::UpdateOutput {
+        // A file per batch: each holds every group, so the newest file is the result.
+        crate::query::UpdateOutput::Snapshot
+    }
+
     async fn marks(&self) -> Result<SinkMarks> {
         Ok(SinkMarks {
             kind: "files".into(),

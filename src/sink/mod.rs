@@ -8,6 +8,7 @@ mod dead_letter;
 mod encode;
 pub(crate) mod files;
 pub(crate) mod identity;
+mod late_rows;
 #[cfg(test)]
 mod tests;
 mod topic_batches;
@@ -27,6 +28,7 @@ pub use batch::{BatchSink, BatchWritten};
 pub use dead_letter::DeadLetters;
 pub use encode::{OutgoingMessage, RowEncoder};
 pub use files::{FileBatchSink, FileFormat};
+pub use late_rows::LateRows;
 pub use topic_batches::TopicBatchSink;
 
 /// The header that carries a message's exactly-once identity on brokers without a native

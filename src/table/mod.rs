@@ -4,6 +4,7 @@
 mod definition;
 mod factory;
 mod infer;
+mod insert;
 mod schema;
 
 use std::collections::{BTreeMap, HashMap};
@@ -23,15 +24,18 @@ use crate::format::{ErrorPolicy, SchemaRegistry, Side, TableFormats};
 use crate::options::ScanOptions;
 use crate::options::scan::declared_key_fields;
 use crate::scan::pushdown::analyze;
-use crate::scan::{ScanBounds, ScanInput, TimestampOrder, TopicScanExec, plan_scan};
-use crate::sink::{DeadLetters, MessageWriter, RowEncoder, TopicSink};
+use crate::scan::{
+    EventTimeTracker, ScanBounds, ScanInput, TimestampOrder, TopicScanExec, plan_scan,
+};
+use crate::sink::{DeadLetters, LateRows, MessageWriter, RowEncoder, TopicSink};
 use crate::source::{DeferredAcks, LogSource, OffsetRange, QueueRead, TableSource};
 
 pub use definition::TableDefinition;
 pub use factory::TopicTableFactory;
+pub use insert::complete_insert_columns;
 pub use schema::{
-    DEAD_LETTER_METADATA, DecodedParts, MetadataColumn, OutputColumn, ProjectionPlan, TopicSchema,
-    Validation,
+    DEAD_LETTER_METADATA, DecodedParts, EventTimeSource, MetadataColumn, OutputColumn,
+    ProjectionPlan, TopicSchema, Validation,
 };
 
 /// A topic (Kafka topic, NATS JetStream stream, in-memory topic …) as a DataFusion table.
@@ -51,8 +55,11 @@ pub struct TopicTable {
     writer: Option<Arc<dyn MessageWriter>>,
     log: Option<Arc<dyn LogSource>>,
     dead_letters: Option<Arc<DeadLetters>>,
+    late_rows: Option<Arc<LateRows>>,
     /// A log table bound to exactly these ranges (a continuous query's micro-batch).
     bound: Option<Arc<BTreeMap<i32, OffsetRange>>>,
+    /// A micro-batch's late-row bound: the watermark the previous batch left.
+    late_before: Option<i64>,
     /// A queue table read as one micro-batch: drained, capped, acknowledgements deferred.
     queue_batch: Option<QueueRead>,
 }
@@ -94,12 +101,18 @@ impl TopicTable {
         let dead_letters = scan.dead_letter_topic.as_deref().map(|destination| {
             Arc::new(DeadLetters::new(connection.dead_letter_writer(destination)))
         });
+        let late_rows = scan
+            .watermark
+            .as_ref()
+            .and_then(|w| w.late_topic.as_deref())
+            .map(|destination| Arc::new(LateRows::new(connection.dead_letter_writer(destination))));
         let mut table =
             Self::from_source(source, scan, value_schema, connector.metadata_columns()).await?;
         table.timestamps.ordered = ordered;
         table.writer = Some(connection.writer()?);
         table.log = Some(connection.log()?);
         table.dead_letters = dead_letters;
+        table.late_rows = late_rows;
         Ok(table)
     }
 
@@ -124,6 +137,11 @@ impl TopicTable {
             formats.key.key_type(),
             formats.validation(),
         )?;
+        if let Some(spec) = &scan.watermark
+            && spec.column != MetadataColumn::Timestamp.name()
+        {
+            schema.event_time_index(&spec.column)?;
+        }
         let timestamps = TimestampOrder {
             ordered: false,
             max_skew_ms: scan.timestamp_max_skew.map(|d| d.as_millis() as i64),
@@ -138,7 +156,9 @@ impl TopicTable {
             order: Vec::new(),
             writer: None,
             dead_letters: None,
+            late_rows: None,
             bound: None,
+            late_before: None,
             queue_batch: None,
         })
     }
@@ -166,6 +186,13 @@ impl TopicTable {
         let mut table = self.clone();
         table.bound = Some(Arc::new(ranges));
         Some(table)
+    }
+
+    /// The same table with rows whose event time is below `watermark` late (dropped, counted
+    /// and sent to the late topic): a micro-batch after one that left this watermark.
+    pub fn with_late_before(mut self, watermark: Option<i64>) -> Self {
+        self.late_before = watermark;
+        self
     }
 
     /// One micro-batch of a queue table: each reader drains what is pending (at most
@@ -267,9 +294,12 @@ impl TableProvider for TopicTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        let projection = self
-            .schema
-            .project(projection, self.dead_letters.is_some())?;
+        let watermark = self.scan.watermark.as_ref();
+        let projection = self.schema.project(
+            projection,
+            self.dead_letters.is_some() || self.late_rows.is_some(),
+            watermark.map(|w| w.column.as_str()),
+        )?;
         let input = match &self.source {
             TableSource::Log(log) => {
                 let bounds = match &self.bound {
@@ -292,10 +322,20 @@ impl TableProvider for TopicTable {
                 }),
             },
         };
-        let exec = TopicScanExec::new(input, self.formats.clone(), projection, limit)
+        let mut exec = TopicScanExec::new(input, self.formats.clone(), projection, limit)
             .with_declared_order(self.order.clone())
             .with_fail_on_data_loss(self.scan.fail_on_data_loss)
             .with_dead_letters(self.dead_letters.clone());
+        if let Some(spec) = watermark {
+            // A micro-batch (bound ranges or a queue batch) judges lateness by the watermark its
+            // predecessor left; a live scan by its own watermark as it runs.
+            let tracker = if self.bound.is_some() || self.queue_batch.is_some() {
+                EventTimeTracker::for_batch(spec.clone(), self.late_before)
+            } else {
+                EventTimeTracker::live(spec.clone())
+            };
+            exec = exec.with_event_time(Arc::new(tracker), self.late_rows.clone());
+        }
         Ok(Arc::new(exec))
     }
 

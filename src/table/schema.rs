@@ -142,12 +142,14 @@ impl TopicSchema {
     }
 
     /// Works out which raw columns and value columns a projection needs; with
-    /// `whole_messages` (dead letters are produced) every raw column is read, since a dead
-    /// letter carries the whole message.
+    /// `whole_messages` (dead letters or late rows are produced) every raw column is read,
+    /// since such a message is produced whole. `event_time` names the table's event-time
+    /// column, which is then read (and decoded) whether projected or not.
     pub fn project(
         &self,
         projection: Option<&Vec<usize>>,
         whole_messages: bool,
+        event_time: Option<&str>,
     ) -> Result<ProjectionPlan> {
         let indices: Vec<usize> = match projection {
             Some(p) => p.clone(),
@@ -171,13 +173,29 @@ impl TopicSchema {
             .any(|m| matches!(m, MetadataColumn::Error | MetadataColumn::Raw));
         let validating = self.validate.always || reads_errors;
         // Validating decodes every value column: a message is only good if all of it is.
+        let event_value = match event_time {
+            None => None,
+            Some(name) if name == MetadataColumn::Timestamp.name() => None,
+            Some(name) => Some(self.event_time_index(name)?),
+        };
         let value_indices: Vec<usize> = if validating && self.validate.value {
             (0..self.value_count).collect()
         } else {
             let mut v = wanted_values.clone();
+            v.extend(event_value);
             v.sort_unstable();
             v.dedup();
             v
+        };
+        let event_time = match (event_time, event_value) {
+            (None, _) => None,
+            (Some(_), None) => {
+                needs.timestamp = true;
+                Some(EventTimeSource::Timestamp)
+            }
+            (Some(_), Some(k)) => Some(EventTimeSource::Value(
+                value_indices.iter().position(|&v| v == k).unwrap_or(0),
+            )),
         };
         let decode_key =
             metadata.contains(&MetadataColumn::Key) || (validating && self.validate.key);
@@ -217,8 +235,55 @@ impl TopicSchema {
             needs,
             read,
             decode_key,
+            event_time,
         })
     }
+
+    /// The index of the value column `name` holding event time; it must be a timestamp.
+    pub fn event_time_index(&self, name: &str) -> Result<usize> {
+        let found = self
+            .schema
+            .fields()
+            .iter()
+            .take(self.value_count)
+            .position(|f| f.name() == name);
+        match found {
+            Some(i) if matches!(self.schema.field(i).data_type(), DataType::Timestamp(_, _)) => {
+                Ok(i)
+            }
+            Some(i) => Err(TopicsError::invalid_option(
+                "watermark.column",
+                name,
+                &format!(
+                    "the event-time column must be a TIMESTAMP, not {}",
+                    self.schema.field(i).data_type()
+                ),
+            )),
+            None => Err(TopicsError::invalid_option(
+                "watermark.column",
+                name,
+                &format!(
+                    "the table has no such column; it has _timestamp and the value columns {}",
+                    self.schema
+                        .fields()
+                        .iter()
+                        .take(self.value_count)
+                        .map(|f| f.name().as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+        }
+    }
+}
+
+/// Where a scan finds a row's event time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventTimeSource {
+    /// The message timestamp (`_timestamp`).
+    Timestamp,
+    /// The i-th decoded value column (a TIMESTAMP).
+    Value(usize),
 }
 
 /// Where one output column comes from.
@@ -246,6 +311,8 @@ pub struct ProjectionPlan {
     pub read: ColumnNeeds,
     /// Whether keys are decoded (for `_key`, or to find bad messages).
     pub decode_key: bool,
+    /// Where the event time of each row is, when the table declares one.
+    pub event_time: Option<EventTimeSource>,
 }
 
 /// A raw batch's decoded parts, ready to be assembled into output rows.
@@ -362,7 +429,7 @@ mod tests {
             ]
         );
         assert_eq!(t.index_of(MetadataColumn::Offset), Some(3));
-        let p = t.project(Some(&vec![3, 0]), false).unwrap();
+        let p = t.project(Some(&vec![3, 0]), false, None).unwrap();
         assert_eq!(
             p.columns,
             vec![
@@ -371,7 +438,7 @@ mod tests {
             ]
         );
         assert!(p.needs.value && !p.needs.key && !p.needs.timestamp);
-        let p = t.project(Some(&vec![]), false).unwrap();
+        let p = t.project(Some(&vec![]), false, None).unwrap();
         assert_eq!(p.needs, ColumnNeeds::default());
     }
 

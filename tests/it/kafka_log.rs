@@ -201,6 +201,7 @@ async fn run_available_now(
         limits,
         max_batches: None,
         commit_group: None,
+        output_mode: None,
     };
     query.run(&options, |_| {}).await
 }
@@ -234,6 +235,7 @@ async fn records_deleted_between_micro_batches_are_data_loss_naming_the_offsets(
             },
             max_batches: Some(1),
             commit_group: None,
+            output_mode: None,
         };
         assert_eq!(first.run(&options, |_| {}).await.unwrap(), 1);
         delete_records(&input, 0, 500).await;
@@ -519,6 +521,7 @@ async fn a_partition_added_while_a_continuous_query_runs_is_read_from_its_start(
         limits: Limits::default(),
         max_batches: None,
         commit_group: None,
+        output_mode: None,
     };
     let partitions_read = Arc::new(std::sync::Mutex::new(BTreeMap::<i32, i64>::new()));
     let seen = Arc::clone(&partitions_read);
@@ -604,6 +607,7 @@ async fn group_commits_are_visible_to_kafkas_consumer_group_tool() {
         limits: Limits::default(),
         max_batches: None,
         commit_group: Some(group.clone()),
+        output_mode: None,
     };
     query.run(&options, |_| {}).await.unwrap();
     produce(&input, &json_messages(6, 2)).await;

@@ -326,6 +326,7 @@ async fn a_continuous_query_acknowledges_after_its_commit_and_abandons_an_interr
         },
         max_batches: None,
         commit_group: None,
+        output_mode: None,
     };
     let mut lines = Vec::new();
     let batches = query
