@@ -49,6 +49,7 @@ pub mod connector;
 pub mod connectors;
 mod error;
 pub mod format;
+pub mod live;
 pub(crate) mod options;
 pub mod query;
 pub(crate) mod scan;
@@ -58,6 +59,7 @@ pub(crate) mod sink;
 pub mod source;
 pub(crate) mod table;
 mod tls;
+mod windows;
 
 pub use error::{Result, TopicsError, topics_error};
 pub use format::registry::{SchemaRegistry, SchemaType};

@@ -87,7 +87,9 @@ impl PhysicalOptimizerRule for BoundTheScanHint {
 }
 
 /// DataFusion's default session with `STORED AS <connector>` registered for every connector
-/// (`KAFKA`, `NATS`, `MEMORY`) and [`BoundTheScanHint`] placed before the sanity check.
+/// (`KAFKA`, `NATS`, `MEMORY`), live windowed aggregations over watermarked tables
+/// ([`WatermarkWindows`](crate::live::WatermarkWindows)) and [`BoundTheScanHint`] placed
+/// before the sanity check.
 pub fn session_state_builder(config: SessionConfig) -> SessionStateBuilder {
     let mut rules = PhysicalOptimizer::new().rules;
     let at = rules
@@ -95,6 +97,7 @@ pub fn session_state_builder(config: SessionConfig) -> SessionStateBuilder {
         .position(|r| r.name() == "SanityCheckPlan")
         .unwrap_or(rules.len());
     rules.insert(at, Arc::new(BoundTheScanHint));
+    rules.insert(at, Arc::new(crate::live::WatermarkWindows));
     let mut builder = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
