@@ -10,7 +10,7 @@ use super::compile::{ContinuousQuery, QueryKind};
 use super::plan::{Edges, RunBounds, edges_of, high_watermarks, plan_next, queue_pending};
 use super::progress::BatchProgress;
 use super::stateful::OutputMode;
-use super::stateful::watermark::idle_partitions;
+use super::stateful::watermark::{advance, idle_partitions};
 use super::trigger::Trigger;
 use crate::checkpoint::{CheckpointLog, OffsetsRecord, StateRecord, new_id, now_ms, records};
 use crate::error::{Result, TopicsError};
@@ -134,7 +134,12 @@ impl ContinuousQuery {
             let started = Instant::now();
             let planned =
                 plan_next(&self.sources, &ends, &bounds, options.limits, &avg_bytes).await?;
-            if !planned.has_data() && !planned.skipped_any() {
+            // Without new data, a stateful query still runs a batch when partitions turned idle
+            // and so move the watermark on: windows that waited for them close.
+            let idle_news = stateful
+                && !planned.has_data()
+                && watermark_moves(&specs, state.as_ref(), &planned.sources, now_ms());
+            if !planned.has_data() && !planned.skipped_any() && !idle_news {
                 match options.trigger {
                     Trigger::AvailableNow => return Ok(done),
                     Trigger::Interval(every) => {
@@ -201,4 +206,23 @@ impl ContinuousQuery {
             }
         }
     }
+}
+
+/// Whether a batch planned now with `sources` (reading nothing) would move the watermark past
+/// where `state` left it, because partitions turned idle.
+fn watermark_moves(
+    specs: &BTreeMap<String, crate::options::WatermarkSpec>,
+    state: Option<&StateRecord>,
+    sources: &BTreeMap<String, crate::checkpoint::SourceRanges>,
+    now_ms: i64,
+) -> bool {
+    let Some(state) = state else {
+        return false;
+    };
+    let idle = idle_partitions(specs, Some(state), sources, now_ms);
+    if idle.is_empty() {
+        return false;
+    }
+    let after = advance(specs, Some(state), sources, &idle, &BTreeMap::new(), now_ms);
+    after.watermark > state.watermark
 }

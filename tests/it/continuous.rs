@@ -18,9 +18,9 @@ use crate::harness::{brokers, create_topic, json_messages, produce, rows, sql, u
 const INPUT: usize = 100_000;
 
 /// The crash tests run one at a time: each pushes 100k messages through the brokers.
-static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+pub(crate) static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn run_cmd(checkpoint: &str, file: &Path, extra: &[&str]) -> Command {
+pub(crate) fn run_cmd(checkpoint: &str, file: &Path, extra: &[&str]) -> Command {
     let b = brokers();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_datafusion-topics"));
     cmd.arg("run")
@@ -47,7 +47,7 @@ fn planned_batches(checkpoint: &str) -> usize {
 /// number of kills that landed while the child was running. Each kill waits until the run
 /// has planned a random number (1 to 8) of further batches, then a random 0–40 ms more, so
 /// kills land before, inside and between batches whatever the broker's speed.
-fn run_with_kills(
+pub(crate) fn run_with_kills(
     checkpoint: &str,
     file: &Path,
     kills: usize,
@@ -102,7 +102,7 @@ fn run_with_kills(
 }
 
 /// [`run_with_kills`] with four kills, of which at least two must hit a running query.
-fn four_kills(checkpoint: &str, file: &Path, seed: u64) -> usize {
+pub(crate) fn four_kills(checkpoint: &str, file: &Path, seed: u64) -> usize {
     let landed = run_with_kills(checkpoint, file, 4, seed, Duration::ZERO);
     assert!(
         landed >= 2,
@@ -138,7 +138,7 @@ fn json_input(topic: &str) -> String {
 }
 
 /// A child's stdout and stderr, as text.
-fn text_of(out: &std::process::Output) -> String {
+pub(crate) fn text_of(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
 }
 
@@ -176,7 +176,7 @@ fn ids_of(batches: &[datafusion::arrow::array::RecordBatch]) -> Vec<i64> {
         .collect()
 }
 
-fn seed() -> u64 {
+pub(crate) fn seed() -> u64 {
     std::env::var("DFT_CRASH_SEED")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -18,3 +18,5 @@ mod pushdown;
 mod registry_replay;
 #[cfg(feature = "cli")]
 mod sql_examples;
+#[cfg(feature = "cli")]
+mod stateful;

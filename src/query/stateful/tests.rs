@@ -530,3 +530,26 @@ async fn a_stream_joins_a_topic_snapshot_each_batch() {
         ]
     );
 }
+
+#[tokio::test]
+async fn windows_waiting_for_an_idle_partition_close_without_new_data() {
+    let events: Vec<(i32, i64, &str, i64)> = (0..180i64).map(|i| (0, i * 1_000, "x", 1)).collect();
+    let input = input_with(&events, 2);
+    let run = Run::new(
+        &input,
+        ", 'watermark.column' '_timestamp', 'watermark.idle-timeout' '300ms'",
+        "w TIMESTAMP, n BIGINT",
+        "SELECT date_bin(INTERVAL '1 minute', _timestamp) AS w, count(*) AS n FROM input GROUP BY 1",
+    )
+    .await;
+    // Partition 1 has never delivered: it holds the watermark back.
+    let lines = run.run(1_000).await;
+    assert!(lines[0].contains("watermark=none"), "{lines:?}");
+    // Once it has been idle for the timeout, a batch without data moves the watermark on.
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let lines = run.run(1_000).await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("watermark=1970-01-01T00:02:59Z"), "{lines:?}");
+    let emitted = windows(&run.output("w TIMESTAMP, n BIGINT", "SELECT w, n FROM o").await);
+    assert_eq!(emitted, vec![(0, 60), (MINUTE, 60)]);
+}
