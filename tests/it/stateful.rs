@@ -27,14 +27,20 @@ fn now_ms() -> i64 {
 
 /// Milliseconds of a timestamp column, whatever its unit.
 fn millis(column: &dyn Array) -> Vec<i64> {
-    let ms = datafusion::arrow::compute::cast(column, &DataType::Timestamp(TimeUnit::Millisecond, None))
-        .unwrap();
-    ms.as_primitive::<TimestampMillisecondType>().values().to_vec()
+    let ms =
+        datafusion::arrow::compute::cast(column, &DataType::Timestamp(TimeUnit::Millisecond, None))
+            .unwrap();
+    ms.as_primitive::<TimestampMillisecondType>()
+        .values()
+        .to_vec()
 }
 
 fn strings(column: &dyn Array) -> Vec<String> {
     let s = datafusion::arrow::compute::cast(column, &DataType::Utf8).unwrap();
-    s.as_string::<i32>().iter().map(|v| v.unwrap_or_default().to_string()).collect()
+    s.as_string::<i32>()
+        .iter()
+        .map(|v| v.unwrap_or_default().to_string())
+        .collect()
 }
 
 fn i64s(column: &dyn Array) -> Vec<i64> {
@@ -115,7 +121,10 @@ async fn windowed_counts_equal_the_batch_answer_across_kills() {
     .await;
     let mut late_rows: BTreeSet<(i32, i64)> = BTreeSet::new();
     for batch in &late {
-        for (p, o) in strings(batch.column(0)).into_iter().zip(strings(batch.column(1))) {
+        for (p, o) in strings(batch.column(0))
+            .into_iter()
+            .zip(strings(batch.column(1)))
+        {
             late_rows.insert((p.parse().unwrap(), o.parse().unwrap()));
         }
     }
@@ -132,7 +141,11 @@ async fn windowed_counts_equal_the_batch_answer_across_kills() {
         e.1 += v;
     }
     // Late rows are the ones five minutes old (with a 10 s delay, jitter alone is never late).
-    assert!(late_rows.len() <= (EVENTS / 2_000) as usize, "seed {seed}: {} late", late_rows.len());
+    assert!(
+        late_rows.len() <= (EVENTS / 2_000) as usize,
+        "seed {seed}: {} late",
+        late_rows.len()
+    );
     let written = sql_rows(&format!(
         "CREATE EXTERNAL TABLE out (w TIMESTAMP, n BIGINT, total BIGINT) STORED AS KAFKA
            LOCATION 'kafka://{b}/{output}' OPTIONS ('value.format' 'json', 'scan.bounded.mode' 'latest-offset');
@@ -151,7 +164,10 @@ async fn windowed_counts_equal_the_batch_answer_across_kills() {
             }
         }
     }
-    assert!(duplicates.is_empty(), "seed {seed}: windows written twice: {duplicates:?}");
+    assert!(
+        duplicates.is_empty(),
+        "seed {seed}: windows written twice: {duplicates:?}"
+    );
     assert_eq!(got, expected, "seed {seed}: {landed} kills landed");
 }
 
@@ -240,10 +256,12 @@ async fn a_live_window_closes_while_a_partition_is_idle() {
     let started = Instant::now();
     let batches = tokio::time::timeout(
         Duration::from_secs(30),
-        ctx.sql("SELECT date_bin(INTERVAL '1 minute', _timestamp), count(*) FROM w GROUP BY 1 LIMIT 3")
-            .await
-            .unwrap()
-            .collect(),
+        ctx.sql(
+            "SELECT date_bin(INTERVAL '1 minute', _timestamp), count(*) FROM w GROUP BY 1 LIMIT 3",
+        )
+        .await
+        .unwrap()
+        .collect(),
     )
     .await
     .expect("the live windows never closed")
@@ -265,7 +283,9 @@ async fn a_continuous_window_closes_while_a_partition_is_idle() {
            LOCATION 'kafka://{b}/{output}' OPTIONS ('value.format' 'json');
          INSERT INTO output SELECT date_bin(INTERVAL '1 minute', _timestamp), count(*) FROM w GROUP BY 1;"
     );
-    let query = ContinuousQuery::from_sql(session_context(), &sql).await.unwrap();
+    let query = ContinuousQuery::from_sql(session_context(), &sql)
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let options = RunOptions {
         checkpoint: dir.path().to_str().unwrap().to_string(),
@@ -311,4 +331,95 @@ async fn a_continuous_window_closes_while_a_partition_is_idle() {
     .await;
     let counts: Vec<i64> = written.iter().flat_map(|b| i64s(b.column(0))).collect();
     assert_eq!(counts, vec![60; 9], "{:?}", lines.lock().unwrap());
+}
+
+/// `sql-examples/continuous/windowed_counts.sql`, run as its header says: closed minutes land
+/// once, the open minute stays in the checkpoint, and a click older than the watermark that
+/// arrives on the next run goes to the late topic instead of reopening its minute.
+#[test]
+fn the_continuous_windowed_example_runs_as_documented() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let b = brokers().kafka.clone();
+    let (input, output, late) = runtime.block_on(async {
+        (
+            create_topic("ex-clicks", 3).await,
+            create_topic("ex-minutes", 1).await,
+            create_topic("ex-late", 1).await,
+        )
+    });
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("sql-examples/continuous/windowed_counts.sql"),
+    )
+    .unwrap()
+    .replace("ex_clicks_stream", &input)
+    .replace("ex_click_minutes", &output)
+    .replace("ex_late_clicks", &late);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("windowed_counts.sql");
+    std::fs::write(&file, text).unwrap();
+    let checkpoint = dir.path().join("cp");
+    let checkpoint = checkpoint.to_str().unwrap();
+    let click = |p: i32, t: i64, page: &str| TestMessage {
+        timestamp: Some(t),
+        ..TestMessage::value(p, format!(r#"{{"page":"{page}"}}"#))
+    };
+    // Minutes 0..3 of two hours ago: minute m has m+1 clicks on "home" and one on "docs" per
+    // partition; then one click per partition 20 s into minute 3 moves the watermark to 3m10s.
+    let base = (now_ms() - 2 * 3_600_000) / MINUTE * MINUTE;
+    let mut clicks = Vec::new();
+    for p in 0..3 {
+        for m in 0..3 {
+            for k in 0..=m {
+                clicks.push(click(p, base + m * MINUTE + k * 1_000, "home"));
+            }
+            clicks.push(click(p, base + m * MINUTE + 30_000, "docs"));
+        }
+        clicks.push(click(p, base + 3 * MINUTE + 20_000, "home"));
+    }
+    runtime.block_on(produce(&input, &clicks));
+    let run = |what: &str| {
+        let out = crate::continuous::run_cmd(checkpoint, &file, &["--trigger", "available-now"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            crate::continuous::text_of(&out)
+        );
+    };
+    run("first run");
+    // A click in minute 1 is now 2m10s behind the watermark: late.
+    runtime.block_on(produce(&input, &[click(1, base + MINUTE + 5_000, "home")]));
+    run("second run");
+
+    let written = runtime.block_on(sql_rows(&format!(
+        "CREATE EXTERNAL TABLE out (minute TIMESTAMP, page VARCHAR, clicks BIGINT) STORED AS KAFKA
+           LOCATION 'kafka://{b}/{output}' OPTIONS ('value.format' 'json', 'scan.bounded.mode' 'latest-offset');
+         SELECT minute, page, clicks FROM out ORDER BY minute, page"
+    )));
+    let mut got = Vec::new();
+    for batch in &written {
+        let minute = millis(batch.column(0));
+        let page = strings(batch.column(1));
+        let n = i64s(batch.column(2));
+        for i in 0..batch.num_rows() {
+            got.push(((minute[i] - base) / MINUTE, page[i].clone(), n[i]));
+        }
+    }
+    let expected: Vec<(i64, String, i64)> = (0..3)
+        .flat_map(|m| {
+            [
+                (m, "docs".to_string(), 3),
+                (m, "home".to_string(), 3 * (m + 1)),
+            ]
+        })
+        .collect();
+    assert_eq!(got, expected);
+    let late_rows = runtime.block_on(sql_rows(&format!(
+        "CREATE EXTERNAL TABLE late STORED AS KAFKA LOCATION 'kafka://{b}/{late}'
+           OPTIONS ('scan.bounded.mode' 'latest-offset');
+         SELECT count(*) FROM late"
+    )));
+    assert_eq!(i64s(late_rows[0].column(0)), vec![1]);
 }

@@ -549,7 +549,13 @@ async fn windows_waiting_for_an_idle_partition_close_without_new_data() {
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     let lines = run.run(1_000).await;
     assert_eq!(lines.len(), 1, "{lines:?}");
-    assert!(lines[0].contains("watermark=1970-01-01T00:02:59Z"), "{lines:?}");
-    let emitted = windows(&run.output("w TIMESTAMP, n BIGINT", "SELECT w, n FROM o").await);
+    assert!(
+        lines[0].contains("watermark=1970-01-01T00:02:59Z"),
+        "{lines:?}"
+    );
+    let emitted = windows(
+        &run.output("w TIMESTAMP, n BIGINT", "SELECT w, n FROM o")
+            .await,
+    );
     assert_eq!(emitted, vec![(0, 60), (MINUTE, 60)]);
 }

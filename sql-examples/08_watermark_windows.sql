@@ -1,0 +1,28 @@
+-- Watermarked windows: a table declares its event-time column; windowed aggregations then
+-- close each window once the watermark (the latest event time of every partition that is not
+-- idle, minus the delay) passes its end. No WITH ORDER needed, and out-of-order events within
+-- the delay are counted in their window.
+--
+-- Here partition 1 receives nothing: after 'watermark.idle-timeout' it stops holding the
+-- watermark back, and the windows of partition 0 close.
+
+CREATE EXTERNAL TABLE readings (sensor VARCHAR, celsius DOUBLE, _partition INT, _timestamp TIMESTAMP)
+STORED AS KAFKA
+LOCATION 'kafka:///ex_readings'
+OPTIONS ('value.format' 'json', 'topic.create' 'true', 'topic.partitions' '2',
+         'watermark.column' '_timestamp', 'watermark.delay' '30s',
+         'watermark.idle-timeout' '1s');
+
+-- 400 readings into partition 0, one every 3 seconds from 2026-01-01 12:00:00 UTC, each a
+-- few seconds out of order.
+INSERT INTO readings (sensor, celsius, _partition, _timestamp)
+SELECT 's' || (value % 4), 20 + (value % 7), 0,
+       to_timestamp_millis(1767268800000 + value * 3000 + (value % 5) * 2000)
+FROM generate_series(0, 399);
+
+-- Live: the first three minutes, each emitted once the watermark passed its end.
+SELECT date_bin(INTERVAL '1 minute', _timestamp) AS minute, count(*) AS readings,
+       round(avg(celsius), 2) AS avg_celsius
+FROM readings
+GROUP BY 1
+LIMIT 3;
