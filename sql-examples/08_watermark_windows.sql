@@ -26,3 +26,19 @@ SELECT date_bin(INTERVAL '1 minute', _timestamp) AS minute, count(*) AS readings
 FROM readings
 GROUP BY 1
 LIMIT 3;
+
+-- Hopping windows: two minutes long, starting every minute, so each reading is counted in
+-- two of them (the first starts at 11:59). The same GROUP BY hop(…) runs live and in
+-- continuous queries, where each window is written once the watermark passes its end. Here
+-- over a snapshot of the topic, so ORDER BY works.
+CREATE EXTERNAL TABLE readings_now (sensor VARCHAR, celsius DOUBLE)
+STORED AS KAFKA
+LOCATION 'kafka:///ex_readings'
+OPTIONS ('value.format' 'json', 'scan.bounded.mode' 'latest-offset');
+
+SELECT hop(INTERVAL '1 minute', INTERVAL '2 minutes', _timestamp) AS window_start,
+       count(*) AS readings
+FROM readings_now
+GROUP BY 1
+ORDER BY 1
+LIMIT 4;

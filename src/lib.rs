@@ -59,7 +59,7 @@ pub(crate) mod sink;
 pub mod source;
 pub(crate) mod table;
 mod tls;
-mod windows;
+pub mod windows;
 
 pub use error::{Result, TopicsError, topics_error};
 pub use format::registry::{SchemaRegistry, SchemaType};

@@ -87,7 +87,8 @@ impl PhysicalOptimizerRule for BoundTheScanHint {
 }
 
 /// DataFusion's default session with `STORED AS <connector>` registered for every connector
-/// (`KAFKA`, `NATS`, `MEMORY`), live windowed aggregations over watermarked tables
+/// (`KAFKA`, `NATS`, `MEMORY`), hopping windows (`GROUP BY hop(<slide>, <size>, <event
+/// time>)`, [`HoppingWindows`](crate::windows::HoppingWindows)), live windowed aggregations over watermarked tables
 /// ([`WatermarkWindows`](crate::live::WatermarkWindows)) and [`BoundTheScanHint`] placed
 /// before the sanity check.
 pub fn session_state_builder(config: SessionConfig) -> SessionStateBuilder {
@@ -101,7 +102,12 @@ pub fn session_state_builder(config: SessionConfig) -> SessionStateBuilder {
     let mut builder = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
-        .with_physical_optimizer_rules(rules);
+        .with_physical_optimizer_rules(rules)
+        .with_analyzer_rule(Arc::new(crate::windows::HoppingWindows));
+    builder
+        .scalar_functions()
+        .get_or_insert_with(Vec::new)
+        .extend(crate::windows::functions());
     for connector in connectors() {
         builder =
             builder.with_table_factory(connector.name().to_string(), Arc::new(TopicTableFactory));

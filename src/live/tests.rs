@@ -70,3 +70,64 @@ async fn a_live_window_closes_although_a_partition_is_idle() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_hopping_windows_close_by_the_watermark() {
+    let name = format!("live-hop-{}", crate::checkpoint::new_id());
+    let topic = memory_topic(&name, 2);
+    for i in 0..600i64 {
+        topic
+            .append(
+                0,
+                MemoryMessage::value(format!(r#"{{"id":{i}}}"#), i * 1_000),
+            )
+            .unwrap();
+    }
+    let ctx = session_context();
+    ctx.sql(&format!(
+        "CREATE EXTERNAL TABLE w (id BIGINT) STORED AS MEMORY LOCATION 'mem:///{name}'
+           OPTIONS ('value.format' 'json', 'watermark.column' '_timestamp',
+                    'watermark.idle-timeout' '1s')"
+    ))
+    .await
+    .unwrap();
+    let query =
+        "SELECT hop(INTERVAL '30 seconds', INTERVAL '1 minute', _timestamp) AS w, count(*) AS n
+                 FROM w GROUP BY 1 LIMIT 4";
+    let batches = tokio::time::timeout(
+        Duration::from_secs(20),
+        ctx.sql(query).await.unwrap().collect(),
+    )
+    .await
+    .expect("the live windows never closed")
+    .unwrap();
+    let rows: Vec<(i64, i64)> = batches
+        .iter()
+        .flat_map(|b| {
+            let w = arrow::compute::cast(
+                b.column(0),
+                &arrow::datatypes::DataType::Timestamp(
+                    arrow::datatypes::TimeUnit::Millisecond,
+                    None,
+                ),
+            )
+            .unwrap();
+            let w = w
+                .as_primitive::<arrow::datatypes::TimestampMillisecondType>()
+                .clone();
+            let n = b.column(1).as_primitive::<Int64Type>().clone();
+            (0..b.num_rows()).map(move |i| (w.value(i), n.value(i)))
+        })
+        .collect();
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    // Events at 0..599 s: the window from -30 s holds 30 of them, later ones 60 each, and
+    // the watermark (599 s) has closed every window ending by then.
+    for (start, n) in rows {
+        assert_eq!(start % 30_000, 0, "{start}");
+        assert!(
+            start + 60_000 <= 599_000,
+            "window {start} emitted before it closed"
+        );
+        assert_eq!(n, if start < 0 { 30 } else { 60 }, "window {start}");
+    }
+}

@@ -14,7 +14,7 @@ use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::datasource::provider_as_source;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use datafusion::physical_plan::{ExecutionPlan, collect, execute_stream};
 
 use super::compile::{ContinuousQuery, QueryKind, SourceRole};
 use super::progress::{BatchProgress, StateProgress};
@@ -89,6 +89,7 @@ impl ContinuousQuery {
             sources: record.sources.clone(),
             rows: executed.written.rows,
             already_written: executed.written.already_written,
+            tombstones: executed.written.tombstones,
             lag,
             queue_reads,
             state: executed.state.as_ref().map(StateProgress::from),
@@ -178,6 +179,7 @@ impl ContinuousQuery {
                 Some(TopicsError::Plan(p)) => TopicsError::Plan(p.clone()),
                 _ => df_err(e),
             })?;
+        let mut retracted = Vec::new();
         let (output, state) = match self.shape_of(&physical)? {
             Shape::Stateless => (Arc::clone(&physical), None),
             Shape::Aggregate(stages) => {
@@ -211,6 +213,13 @@ impl ContinuousQuery {
                 )
                 .await?;
                 let after = after.unwrap_or_default();
+                if let Some(plan) = &outcome.retracted
+                    && self.sink.writes_tombstones()
+                {
+                    retracted = collect(Arc::clone(plan), self.ctx.task_ctx())
+                        .await
+                        .map_err(df_err)?;
+                }
                 let state = PendingState {
                     rows: outcome.keep,
                     schema: outcome.state_schema,
@@ -237,6 +246,7 @@ impl ContinuousQuery {
                 &record.sink,
                 replay,
                 stream,
+                retracted,
             )
             .await?;
         let state = match state {

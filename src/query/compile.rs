@@ -10,7 +10,7 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::listing::ListingTable;
 use datafusion::datasource::source_as_provider;
 use datafusion::error::DataFusionError;
-use datafusion::logical_expr::{DmlStatement, LogicalPlan, WriteOp};
+use datafusion::logical_expr::{DmlStatement, Expr, LogicalPlan, WriteOp};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::DFParser;
 
@@ -46,8 +46,10 @@ pub(crate) enum QueryKind {
     Stateless,
     /// One aggregation; `windowed` when grouped by a window over an event-time column.
     Aggregate {
-        /// Grouped by `date_bin(…)` over a declared event-time column.
+        /// Grouped by a window (`date_bin(…)`, `hop(…)`) over a declared event-time column.
         windowed: bool,
+        /// A HAVING filters the groups: in update output a group may leave the result.
+        filtered: bool,
     },
 }
 
@@ -150,6 +152,7 @@ impl ContinuousQuery {
                 }
                 QueryKind::Aggregate {
                     windowed: stages.window.is_some(),
+                    filtered: stages.filtered_above,
                 }
             }
         })
@@ -193,6 +196,27 @@ impl ContinuousQuery {
             .map(|w| w.column)
             .collect();
         super::stateful::shape::analyze(physical, &streams, &columns)
+    }
+
+    /// Whether the INSERT gives the sink's `_key` column a value (rather than the NULL an
+    /// unnamed metadata column receives), so the sink can write tombstones for keys.
+    pub(crate) fn selects_key(&self) -> bool {
+        let LogicalPlan::Projection(projection) = &self.select else {
+            return true;
+        };
+        let Some(index) = projection.schema.index_of_column_by_name(None, "_key") else {
+            return false;
+        };
+        let mut expr = &projection.expr[index];
+        loop {
+            expr = match expr {
+                Expr::Alias(a) => &a.expr,
+                Expr::Cast(c) => &c.expr,
+                Expr::TryCast(c) => &c.expr,
+                Expr::Literal(value, _) => return !value.is_null(),
+                _ => return true,
+            };
+        }
     }
 
     /// The sink's description.

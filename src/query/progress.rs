@@ -46,6 +46,8 @@ pub struct BatchProgress {
     pub rows: u64,
     /// Rows an interrupted earlier attempt had already written.
     pub already_written: u64,
+    /// Tombstones written for keys that left the result.
+    pub tombstones: u64,
     /// Offsets still behind the high watermarks when the batch was planned (for work queues,
     /// the messages pending).
     pub lag: i64,
@@ -79,6 +81,9 @@ impl fmt::Display for BatchProgress {
             f.write_str("]")?;
         }
         write!(f, " rows={}", self.rows)?;
+        if self.tombstones > 0 {
+            write!(f, " tombstones={}", self.tombstones)?;
+        }
         if self.already_written > 0 {
             write!(f, " already_written={}", self.already_written)?;
         }

@@ -9,8 +9,8 @@ use super::batch::{RunContext, commit_record};
 use super::compile::{ContinuousQuery, QueryKind};
 use super::plan::{Edges, RunBounds, edges_of, high_watermarks, plan_next, queue_pending};
 use super::progress::BatchProgress;
-use super::stateful::OutputMode;
 use super::stateful::watermark::{advance, idle_partitions};
+use super::stateful::{OutputMode, UpdateOutput};
 use super::trigger::Trigger;
 use crate::checkpoint::{CheckpointLog, OffsetsRecord, StateRecord, new_id, now_ms, records};
 use crate::error::{Result, TopicsError};
@@ -38,15 +38,35 @@ pub struct RunOptions {
 impl ContinuousQuery {
     /// The output mode the query runs in, checked against what it computes.
     pub fn output_mode(&self, asked: Option<OutputMode>) -> Result<OutputMode> {
+        let mode = self.mode_for_kind(asked)?;
+        if let QueryKind::Aggregate { filtered: true, .. } = self.kind
+            && mode == OutputMode::Update
+            && self.sink.update_output() == UpdateOutput::Changes
+            && !(self.sink.writes_tombstones() && self.selects_key())
+        {
+            return Err(TopicsError::plan(format!(
+                "this query's HAVING can remove a group from the result, which update output \
+                 into {} says with a tombstone for the group's key; select the group key AS \
+                 _key (INSERT INTO … (…, _key) SELECT …, customer AS _key …), or drop the HAVING",
+                self.sink.describe()
+            )));
+        }
+        Ok(mode)
+    }
+
+    fn mode_for_kind(&self, asked: Option<OutputMode>) -> Result<OutputMode> {
         match (&self.kind, asked) {
-            (QueryKind::Aggregate { windowed: false }, Some(OutputMode::Append)) => {
-                Err(TopicsError::plan(
-                    "append output writes each group once, when it can no longer change, which \
+            (
+                QueryKind::Aggregate {
+                    windowed: false, ..
+                },
+                Some(OutputMode::Append),
+            ) => Err(TopicsError::plan(
+                "append output writes each group once, when it can no longer change, which \
                      only a window can say: group by date_bin(<interval>, <event-time column>) \
                      over a table with 'watermark.column', or use update output",
-                ))
-            }
-            (QueryKind::Aggregate { windowed: true }, None) => Ok(OutputMode::Append),
+            )),
+            (QueryKind::Aggregate { windowed: true, .. }, None) => Ok(OutputMode::Append),
             (_, Some(mode)) => Ok(mode),
             _ => Ok(OutputMode::Update),
         }

@@ -14,6 +14,8 @@ pub struct BatchWritten {
     pub rows: u64,
     /// Rows an interrupted earlier attempt had already written (not written again).
     pub already_written: u64,
+    /// Tombstones written for keys that left the result (update output with a HAVING).
+    pub tombstones: u64,
 }
 
 /// A sink that writes micro-batches exactly once.
@@ -31,8 +33,17 @@ pub trait BatchSink: Send + Sync + std::fmt::Debug {
         crate::query::UpdateOutput::Changes
     }
 
+    /// Whether this sink can say that a row left the result: a topic table with a `_key`
+    /// column writes a tombstone (a message with the key and no value) for it.
+    fn writes_tombstones(&self) -> bool {
+        false
+    }
+
     /// Writes batch `batch` of query `query_id`. `marks` are those recorded before the batch;
-    /// `replay` says an earlier attempt may have written part of it.
+    /// `replay` says an earlier attempt may have written part of it. `retracted` are rows the
+    /// output held before this batch for groups the batch changed (update output with a
+    /// HAVING): a sink that [writes tombstones](Self::writes_tombstones) deletes those whose
+    /// key is not among `rows`; others receive none.
     async fn write_batch(
         &self,
         query_id: &str,
@@ -40,5 +51,6 @@ pub trait BatchSink: Send + Sync + std::fmt::Debug {
         marks: &SinkMarks,
         replay: bool,
         rows: SendableRecordBatchStream,
+        retracted: Vec<arrow::array::RecordBatch>,
     ) -> Result<BatchWritten>;
 }

@@ -79,6 +79,21 @@ impl RowEncoder {
         })
     }
 
+    /// Whether rows carry a `_key` column (what a tombstone needs).
+    pub fn has_key(&self) -> bool {
+        self.key_index.is_some()
+    }
+
+    /// Tombstones for the rows of `batch`: each row's key, partition, timestamp and headers,
+    /// and no value.
+    pub fn encode_tombstones(&self, batch: &RecordBatch) -> Result<Vec<OutgoingMessage>> {
+        let mut out = self.encode(batch)?;
+        for m in &mut out {
+            m.value = None;
+        }
+        Ok(out)
+    }
+
     /// Encodes every row of `batch`.
     pub fn encode(&self, batch: &RecordBatch) -> Result<Vec<OutgoingMessage>> {
         let rows = batch.num_rows();

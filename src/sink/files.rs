@@ -141,7 +141,10 @@ impl BatchSink for FileBatchSink {
         _marks: &SinkMarks,
         _replay: bool,
         mut rows: SendableRecordBatchStream,
+        _retracted: Vec<arrow::array::RecordBatch>,
     ) -> Result<BatchWritten> {
+        // A file batch is a snapshot of every group (UpdateOutput::Snapshot): a group that
+        // left the result is simply absent, so retracted rows need no file of their own.
         let mut batches = Vec::new();
         let mut count = 0u64;
         while let Some(b) = rows.next().await {
@@ -164,6 +167,7 @@ impl BatchSink for FileBatchSink {
         Ok(BatchWritten {
             rows: count,
             already_written: 0,
+            tombstones: 0,
         })
     }
 }

@@ -117,14 +117,14 @@ async fn a_replayed_batch_writes_only_what_is_missing() {
     let prefix: Vec<i64> = partition0.iter().take(20).map(|(_, id)| *id).collect();
     let first = f
         .sink
-        .write_batch("q", 5, &marks, false, f.stream(&prefix, true))
+        .write_batch("q", 5, &marks, false, f.stream(&prefix, true), Vec::new())
         .await
         .unwrap();
     assert_eq!(first.rows, 20);
 
     let replay = f
         .sink
-        .write_batch("q", 5, &marks, true, f.stream(&all, true))
+        .write_batch("q", 5, &marks, true, f.stream(&all, true), Vec::new())
         .await
         .unwrap();
     assert_eq!((replay.rows, replay.already_written), (100, 20));
@@ -144,7 +144,7 @@ async fn a_replayed_batch_writes_only_what_is_missing() {
     let more: Vec<i64> = (0..60).collect();
     let err = f
         .sink
-        .write_batch("q", 5, &marks, true, f.stream(&more, true))
+        .write_batch("q", 5, &marks, true, f.stream(&more, true), Vec::new())
         .await
         .unwrap_err();
     assert!(err.to_string().contains("another producer"), "{err}");
@@ -162,7 +162,7 @@ async fn identity_header_recovery_tolerates_other_producers() {
     );
     let marks = sink.marks().await.unwrap();
     let some: Vec<i64> = (0..100).step_by(3).collect();
-    sink.write_batch("q", 9, &marks, false, f.stream(&some, false))
+    sink.write_batch("q", 9, &marks, false, f.stream(&some, false), Vec::new())
         .await
         .unwrap();
     memory_topic(&f.name, 2)
@@ -170,7 +170,7 @@ async fn identity_header_recovery_tolerates_other_producers() {
         .unwrap();
     let all: Vec<i64> = (0..100).collect();
     let replay = sink
-        .write_batch("q", 9, &marks, true, f.stream(&all, false))
+        .write_batch("q", 9, &marks, true, f.stream(&all, false), Vec::new())
         .await
         .unwrap();
     assert_eq!(

@@ -164,6 +164,10 @@ impl BatchSink for TopicBatchSink {
         self.writer.target()
     }
 
+    fn writes_tombstones(&self) -> bool {
+        self.encoder.has_key()
+    }
+
     async fn marks(&self) -> Result<SinkMarks> {
         let partitions = self.source.partitions().await?;
         let watermarks = self.source.watermarks(&partitions).await?;
@@ -184,11 +188,28 @@ impl BatchSink for TopicBatchSink {
         marks: &SinkMarks,
         replay: bool,
         mut rows: SendableRecordBatchStream,
+        retracted: Vec<arrow::array::RecordBatch>,
     ) -> Result<BatchWritten> {
         let mut messages = Vec::new();
         while let Some(b) = rows.next().await {
             let b = b.map_err(|e| self.fail(format!("batch {batch}: the query failed: {e}")))?;
             messages.extend(self.encoder.encode(&b)?);
+        }
+        let rows_only = messages.len() as u64;
+        if self.writes_tombstones() {
+            // Keys that were in the result and are not any more: a tombstone each, after the
+            // batch's rows (a deterministic order, so a replay writes the same messages).
+            let mut seen: HashSet<Vec<u8>> =
+                messages.iter().filter_map(|m| m.key.clone()).collect();
+            for b in &retracted {
+                for m in self.encoder.encode_tombstones(b)? {
+                    if let Some(key) = &m.key
+                        && seen.insert(key.clone())
+                    {
+                        messages.push(m);
+                    }
+                }
+            }
         }
         let ids = identities(query_id, batch, &messages);
         let total = messages.len() as u64;
@@ -216,7 +237,8 @@ impl BatchSink for TopicBatchSink {
         let skipped = total - pending.len() as u64;
         self.writer.write_batch(query_id, &pending).await?;
         Ok(BatchWritten {
-            rows: total,
+            rows: rows_only,
+            tombstones: total - rows_only,
             already_written: skipped,
         })
     }

@@ -89,6 +89,9 @@ pub(crate) struct StatefulRun {
     pub emitted: u64,
     /// Rows found late in this batch.
     pub late_rows: u64,
+    /// In update output with a HAVING: the plan producing what the output held before this
+    /// batch for the groups it changed, so a sink can delete the keys that left the result.
+    pub retracted: Option<Arc<dyn ExecutionPlan>>,
 }
 
 /// Runs the Partial and PartialReduce stages of `stages` over the batch and `previous` state
@@ -115,6 +118,22 @@ pub(crate) async fn run_stages(
     let (maxima_by_topic, late_rows) = event_times(&partial_plan);
     let watermark = watermark_after(&maxima_by_topic);
     let changed = group_keys(&partial, stages.group_count())?;
+    // What the changed groups looked like before, when a HAVING may drop them now.
+    let before: Option<Vec<RecordBatch>> = (mode == OutputMode::Update
+        && update == UpdateOutput::Changes
+        && stages.filtered_above)
+        .then(|| {
+            previous
+                .iter()
+                .map(|b| {
+                    let b = RecordBatch::try_new(Arc::clone(&state_schema), b.columns().to_vec())?;
+                    let mask = in_keys(&b, stages.group_count(), &changed)?;
+                    Ok(filter_record_batch(&b, &mask)?)
+                })
+                .filter(|b: &Result<RecordBatch>| b.as_ref().map_or(true, |b| b.num_rows() > 0))
+                .collect::<Result<Vec<_>>>()
+        })
+        .transpose()?;
     let mut inputs = partial;
     for batch in previous {
         inputs.push(RecordBatch::try_new(
@@ -162,22 +181,36 @@ pub(crate) async fn run_stages(
     let emit: Vec<RecordBatch> = emit.into_iter().filter(|b| b.num_rows() > 0).collect();
     let keep: Vec<RecordBatch> = keep.into_iter().filter(|b| b.num_rows() > 0).collect();
     let emitted = emit.iter().map(|b| b.num_rows() as u64).sum();
-    let final_stage: Arc<dyn ExecutionPlan> = Arc::new(AggregateExec::try_new(
-        AggregateMode::Final,
-        stages.group_final.clone(),
-        stages.aggr_exprs(),
-        vec![None; stages.aggr_exprs().len()],
-        MemorySourceConfig::try_new_exec(&[emit], Arc::clone(&state_schema), None)?,
-        stages.partial.input_schema(),
-    )?);
-    let output = replace_node(plan, &stages.target, final_stage)?;
+    let output = replace_node(plan, &stages.target, final_stage(stages, emit)?)?;
+    let retracted = match before {
+        Some(rows) if !rows.is_empty() => Some(replace_node(
+            plan,
+            &stages.target,
+            final_stage(stages, rows)?,
+        )?),
+        _ => None,
+    };
     Ok(StatefulRun {
         output,
         keep,
         state_schema,
         emitted,
         late_rows,
+        retracted,
     })
+}
+
+/// The Final stage of the aggregation over chosen state rows.
+fn final_stage(stages: &AggregateStages, rows: Vec<RecordBatch>) -> Result<Arc<dyn ExecutionPlan>> {
+    let schema = stages.partial.schema();
+    Ok(Arc::new(AggregateExec::try_new(
+        AggregateMode::Final,
+        stages.group_final.clone(),
+        stages.aggr_exprs(),
+        vec![None; stages.aggr_exprs().len()],
+        MemorySourceConfig::try_new_exec(&[rows], schema, None)?,
+        stages.partial.input_schema(),
+    )?))
 }
 
 /// `plan` with `target` (found by identity) replaced by `replacement`.

@@ -9,6 +9,7 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::physical_expr::aggregate::AggregateFunctionExpr;
 use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::aggregates::{AggregateExec, AggregateMode, PhysicalGroupBy};
+use datafusion::physical_plan::filter::FilterExec;
 
 use crate::error::{Result, TopicsError};
 use crate::scan::TopicScanExec;
@@ -27,6 +28,8 @@ pub(crate) struct AggregateStages {
     pub group_final: PhysicalGroupBy,
     /// A window among the group keys, when grouped by `date_bin` over an event-time column.
     pub window: Option<WindowColumn>,
+    /// A filter above the aggregation (HAVING): a group a batch changes may leave the result.
+    pub filtered_above: bool,
 }
 
 impl AggregateStages {
@@ -164,11 +167,13 @@ pub(crate) fn analyze(
     };
     let group_final = partial.group_expr().as_final();
     let window = find_window(partial.group_expr(), event_time_columns)?;
+    let filtered_above = filter_above(plan, &target);
     Ok(Shape::Aggregate(AggregateStages {
         partial,
         target,
         group_final,
         window,
+        filtered_above,
     }))
 }
 
@@ -228,6 +233,21 @@ fn check(
         check(child, streams, aggregates)?;
     }
     Ok(())
+}
+
+/// Whether a filter lies between `plan`'s root and `target`.
+fn filter_above(plan: &Arc<dyn ExecutionPlan>, target: &Arc<dyn ExecutionPlan>) -> bool {
+    if Arc::ptr_eq(plan, target) {
+        return false;
+    }
+    plan.children().into_iter().any(|child| {
+        contains(child, target)
+            && (plan.downcast_ref::<FilterExec>().is_some() || filter_above(child, target))
+    })
+}
+
+fn contains(plan: &Arc<dyn ExecutionPlan>, target: &Arc<dyn ExecutionPlan>) -> bool {
+    Arc::ptr_eq(plan, target) || plan.children().into_iter().any(|c| contains(c, target))
 }
 
 /// The Partial aggregate feeding a Final (through coalescing or merging nodes).

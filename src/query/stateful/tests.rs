@@ -180,6 +180,120 @@ async fn windows_are_emitted_once_when_the_watermark_passes_their_end() {
     assert_eq!(expected.len(), 4);
 }
 
+#[tokio::test]
+async fn hopping_windows_are_emitted_once_each_and_equal_the_batch_answer() {
+    // Three partitions, an event every 7 s for 10 minutes, out of order within 20 s; windows
+    // of 2 minutes every 30 s, and of 50 s every 20 s (a size that is not a multiple).
+    let mut events = Vec::new();
+    for i in 0..86i64 {
+        let t = i * 7_000 + if i % 4 == 0 { 18_000 } else { 0 };
+        events.push(((i % 3) as i32, t, if i % 2 == 0 { "a" } else { "b" }, i));
+    }
+    let input = input_with(&events, 3);
+    for (slide, size, size_ms) in [
+        ("30 seconds", "2 minutes", 2 * MINUTE),
+        ("20 seconds", "50 seconds", 50_000),
+    ] {
+        let hop = format!("hop(INTERVAL '{slide}', INTERVAL '{size}', _timestamp)");
+        let run = Run::new(
+            &input,
+            ", 'watermark.column' '_timestamp', 'watermark.delay' '20s'",
+            "w TIMESTAMP, n BIGINT",
+            &format!("SELECT {hop} AS w, count(*) AS n FROM input GROUP BY 1"),
+        )
+        .await;
+        let lines = run.run(5).await;
+        let emitted = windows(
+            &run.output("w TIMESTAMP, n BIGINT", "SELECT w, n FROM o")
+                .await,
+        );
+        let watermark = lines
+            .last()
+            .and_then(|l| l.split("watermark=").nth(1))
+            .and_then(|w| w.split(' ').next())
+            .map(|w| {
+                arrow::compute::kernels::cast_utils::string_to_timestamp_nanos(w).unwrap()
+                    / 1_000_000
+            })
+            .unwrap_or_else(|| panic!("no watermark in {lines:?}"));
+        let ctx = session_context();
+        ctx.sql(&input_ddl(&input, ", 'scan.bounded.mode' 'latest-offset'"))
+            .await
+            .unwrap();
+        let batch = windows(
+            &collect(
+                &ctx,
+                &format!("SELECT {hop} AS w, count(*) FROM input GROUP BY 1"),
+            )
+            .await,
+        );
+        // The batch answer counted by hand: every window [s, s + size) with s a multiple of
+        // the slide that contains an event.
+        let slide_ms = batch[1].0 - batch[0].0;
+        let mut by_hand = std::collections::BTreeMap::<i64, i64>::new();
+        for (_, t, _, _) in &events {
+            let mut s = t.div_euclid(slide_ms) * slide_ms;
+            while s + size_ms > *t {
+                *by_hand.entry(s).or_default() += 1;
+                s -= slide_ms;
+            }
+        }
+        assert_eq!(batch, by_hand.into_iter().collect::<Vec<_>>(), "{hop}");
+        let expected: Vec<(i64, i64)> = batch
+            .into_iter()
+            .filter(|(w, _)| w + size_ms <= watermark)
+            .collect();
+        assert!(expected.len() > 10, "{hop}: {expected:?}");
+        assert_eq!(emitted, expected, "{hop}: {lines:?}");
+    }
+}
+
+#[tokio::test]
+async fn hop_outside_a_group_by_is_refused() {
+    let input = input_with(&[(0, 1_000, "a", 1)], 1);
+    let ctx = session_context();
+    ctx.sql(&input_ddl(&input, ", 'scan.bounded.mode' 'latest-offset'"))
+        .await
+        .unwrap();
+    for sql in [
+        "SELECT hop(INTERVAL '1 minute', INTERVAL '5 minutes', _timestamp) FROM input",
+        "SELECT count(*) FROM input GROUP BY hop(INTERVAL '1 minute', INTERVAL '5 minutes', _timestamp) + INTERVAL '1 second'",
+    ] {
+        let err = match ctx.sql(sql).await {
+            Ok(df) => df.collect().await.unwrap_err(),
+            Err(e) => e,
+        };
+        assert!(
+            err.to_string().contains("can only be a GROUP BY key"),
+            "{sql}: {err}"
+        );
+    }
+    for (sql, says) in [
+        (
+            "GROUP BY hop(INTERVAL '1 month', INTERVAL '2 months', _timestamp)",
+            "fixed interval",
+        ),
+        (
+            "GROUP BY hop(INTERVAL '1 second', INTERVAL '1 hour', _timestamp)",
+            "3600 windows",
+        ),
+        (
+            "GROUP BY hop(INTERVAL '0 seconds', INTERVAL '1 hour', _timestamp)",
+            "longer than zero",
+        ),
+        (
+            "GROUP BY hop(INTERVAL '1 minute', INTERVAL '5 minutes', customer)",
+            "event time",
+        ),
+    ] {
+        let err = match ctx.sql(&format!("SELECT count(*) FROM input {sql}")).await {
+            Ok(df) => df.collect().await.unwrap_err(),
+            Err(e) => e,
+        };
+        assert!(err.to_string().contains(says), "{sql}: {err}");
+    }
+}
+
 /// A string column as `Utf8`, whatever string type the engine chose.
 fn strings(column: &arrow::array::ArrayRef) -> arrow::array::StringArray {
     arrow::compute::cast(column, &arrow::datatypes::DataType::Utf8)
@@ -206,6 +320,72 @@ async fn latest_per_key(run: &Run) -> Vec<(String, i64, i64)> {
         }
     }
     latest.into_iter().map(|(c, (t, n))| (c, t, n)).collect()
+}
+
+#[tokio::test]
+async fn a_key_that_leaves_the_result_through_having_becomes_a_tombstone() {
+    let input = input_with(
+        &[
+            (0, 1, "a", 50),
+            (0, 2, "b", 120),
+            (0, 3, "c", 10),
+            (0, 4, "a", 60),
+            (0, 5, "c", 5),
+        ],
+        1,
+    );
+    let run = Run::new(
+        &input,
+        "",
+        "customer VARCHAR, total BIGINT, _key VARCHAR",
+        "(customer, total, _key) SELECT customer, sum(amount) AS total, customer AS _key
+         FROM input GROUP BY customer HAVING sum(amount) < 100",
+    )
+    .await;
+    // One event per batch.
+    let lines = run.run(1).await;
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert!(lines[3].contains("rows=0 tombstones=1"), "{lines:?}");
+    let written: Vec<(String, Option<String>)> = memory_topic(&run.output, 1)
+        .messages(0, 0, i64::MAX)
+        .unwrap()
+        .into_iter()
+        .map(|(_, m)| {
+            (
+                String::from_utf8(m.key.unwrap()).unwrap(),
+                m.value.map(|v| String::from_utf8(v).unwrap()),
+            )
+        })
+        .collect();
+    // b never entered the result (no tombstone); a left it when its total reached 110.
+    let key = |k: &str| k.to_string();
+    assert_eq!(
+        written,
+        vec![
+            (key("a"), Some(r#"{"customer":"a","total":50}"#.to_string())),
+            (key("c"), Some(r#"{"customer":"c","total":10}"#.to_string())),
+            (key("a"), None),
+            (key("c"), Some(r#"{"customer":"c","total":15}"#.to_string())),
+        ],
+        "{lines:?}"
+    );
+}
+
+#[tokio::test]
+async fn having_in_update_output_needs_a_key_for_its_tombstones() {
+    let input = input_with(&[(0, 1, "a", 50)], 1);
+    let run = Run::new(
+        &input,
+        "",
+        "customer VARCHAR, total BIGINT",
+        "SELECT customer, sum(amount) AS total FROM input GROUP BY customer HAVING sum(amount) < 100",
+    )
+    .await;
+    let err = run
+        .query
+        .output_mode(None)
+        .expect_err("update output with HAVING and no _key");
+    assert!(err.to_string().contains("AS _key"), "{err}");
 }
 
 #[tokio::test]

@@ -1,6 +1,12 @@
-//! Event-time windows among a GROUP BY's keys: `date_bin(<interval>, <event-time column>[,
-//! <origin>])`, recognised in a physical plan so continuous and live queries can close
-//! windows when the watermark passes their end.
+//! Event-time windows among a GROUP BY's keys: tumbling `date_bin(<interval>, <event-time
+//! column>[, <origin>])` and hopping `hop(<slide>, <size>, <event-time column>)`, recognised in
+//! a physical plan so continuous and live queries can close windows when the watermark passes
+//! their end.
+
+mod expand;
+mod hop;
+
+pub use expand::HoppingWindows;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -12,8 +18,19 @@ use datafusion::physical_expr::{PhysicalExpr, ScalarFunctionExpr};
 use datafusion::physical_plan::aggregates::PhysicalGroupBy;
 
 use crate::error::{Result, TopicsError};
+use hop::HopWindowFunc;
 
-/// A window start among the group keys: `date_bin(<size>, <event time>[, <origin>])`.
+/// The window functions a session needs: `hop` (the GROUP BY key users write) and
+/// `hop_window` (what [`HoppingWindows`] rewrites it to).
+pub fn functions() -> Vec<Arc<datafusion::logical_expr::ScalarUDF>> {
+    vec![
+        Arc::new(hop::HopFunc::udf()),
+        Arc::new(HopWindowFunc::udf()),
+    ]
+}
+
+/// A window start among the group keys: `date_bin(<size>, <event time>[, <origin>])` or
+/// `hop_window(<slide>, <size>, <event time>, <k>)`; the window ends `size_ms` after it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WindowColumn {
     /// Index of the window start among the group columns (and in the state's rows).
@@ -22,12 +39,24 @@ pub struct WindowColumn {
     pub size_ms: i64,
 }
 
-/// The group key that is `date_bin(<interval>, <event-time column>[, <origin>])`, if any.
+/// The group key that is `date_bin(<interval>, <event-time column>[, <origin>])` or a hopping
+/// window over an event-time column, if any.
 pub(crate) fn find_window(
     group: &PhysicalGroupBy,
     event_time_columns: &BTreeSet<String>,
 ) -> Result<Option<WindowColumn>> {
     for (index, (expr, _)) in group.expr().iter().enumerate() {
+        if let Some(call) = ScalarFunctionExpr::try_downcast_func::<HopWindowFunc>(expr.as_ref()) {
+            let args = call.args();
+            let over_event_time = args
+                .get(2)
+                .and_then(column_of)
+                .is_some_and(|c| event_time_columns.contains(c.name()));
+            if let (true, Some(size_ms)) = (over_event_time, window_size_ms(args.get(1))) {
+                return Ok(Some(WindowColumn { index, size_ms }));
+            }
+            continue;
+        }
         let Some(call) = ScalarFunctionExpr::try_downcast_func::<DateBinFunc>(expr.as_ref()) else {
             continue;
         };
