@@ -14,6 +14,14 @@ use super::records::{CommitRecord, FORMAT, Metadata, OffsetsRecord, VERSION};
 use super::store::{self, Location};
 use crate::error::{Result, TopicsError};
 
+/// Batches whose `offsets/` and `commits/` files a checkpoint keeps (Spark's
+/// `minBatchesToRetain` default); older ones are deleted as batches commit.
+pub const RETAINED_BATCHES: u64 = 100;
+
+/// Batches whose `state/` files a checkpoint keeps: recovery reads only the last committed
+/// one; a few more help to look back at what a query held.
+pub const RETAINED_STATES: u64 = 3;
+
 /// A checkpoint: where a continuous query records its progress.
 #[derive(Debug, Clone)]
 pub struct CheckpointLog {
@@ -164,15 +172,17 @@ impl CheckpointLog {
         })
     }
 
-    /// Writes the aggregate state after batch `batch` (Arrow IPC, replacing a file an
-    /// interrupted attempt left); returns its name relative to the checkpoint and its size.
+    /// Writes the aggregate state after batch `batch` by `runner` (Arrow IPC, in a file of
+    /// its own, so a fenced runner never overwrites the state a commit names); returns its
+    /// name relative to the checkpoint and its size.
     pub async fn write_state(
         &self,
         batch: u64,
+        runner: &str,
         schema: &arrow::datatypes::SchemaRef,
         rows: &[arrow::array::RecordBatch],
     ) -> Result<(String, u64)> {
-        let name = format!("state/{batch:020}.arrow");
+        let name = format!("state/{batch:020}-{runner}.arrow");
         let mut bytes = Vec::new();
         {
             let mut writer = arrow::ipc::writer::FileWriter::try_new(&mut bytes, schema)
@@ -193,6 +203,46 @@ impl CheckpointLog {
             .await
             .map_err(|e| self.error(format!("cannot write {name}: {e}")))?;
         Ok((name, size))
+    }
+
+    /// Deletes what recovery can no longer need once batch `committed` is committed: the
+    /// `offsets/` and `commits/` files of batches more than [`RETAINED_BATCHES`] before it,
+    /// and the `state/` files of batches more than [`RETAINED_STATES`] before it (the
+    /// committed batch's own state is always among those kept). Returns the files deleted.
+    pub async fn purge(&self, committed: u64) -> Result<usize> {
+        let mut deleted = 0;
+        for (kind, keep) in [
+            ("offsets", RETAINED_BATCHES),
+            ("commits", RETAINED_BATCHES),
+            ("state", RETAINED_STATES),
+        ] {
+            let Some(oldest_kept) = committed.checked_sub(keep) else {
+                continue;
+            };
+            let listed: Vec<_> = self
+                .location
+                .store
+                .list(Some(&self.path(kind)))
+                .try_collect()
+                .await
+                .map_err(|e| self.error(format!("cannot list {kind}/: {e}")))?;
+            for meta in listed {
+                let name = meta.location.filename().unwrap_or_default();
+                let batch = name
+                    .split(['.', '-'])
+                    .next()
+                    .and_then(|n| n.parse::<u64>().ok());
+                if batch.is_some_and(|b| b < oldest_kept) {
+                    match self.location.store.delete(&meta.location).await {
+                        Ok(()) | Err(object_store::Error::NotFound { .. }) => deleted += 1,
+                        Err(e) => {
+                            return Err(self.error(format!("cannot delete {}: {e}", meta.location)));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(deleted)
     }
 
     /// Reads a state file written by [`Self::write_state`].

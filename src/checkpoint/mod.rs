@@ -5,7 +5,7 @@ mod log;
 pub mod records;
 pub(crate) mod store;
 
-pub use log::{CheckpointLog, new_id, now_ms};
+pub use log::{CheckpointLog, RETAINED_BATCHES, RETAINED_STATES, new_id, now_ms};
 pub use records::{
     CommitRecord, Metadata, OffsetsRecord, QueueBatch, SinkMarks, SourceRanges, StateRecord,
 };

@@ -4,7 +4,7 @@
 //! <checkpoint>/metadata                  which query owns the checkpoint
 //! <checkpoint>/offsets/00000000000000000007.json   batch 7: ranges to read, sink positions
 //! <checkpoint>/commits/00000000000000000007.json   batch 7 is in the sink (and its state)
-//! <checkpoint>/state/00000000000000000007.arrow    aggregate state after batch 7 (Arrow IPC)
+//! <checkpoint>/state/00000000000000000007-<runner>.arrow  aggregate state after batch 7 (Arrow IPC)
 //! ```
 
 use std::collections::BTreeMap;
@@ -135,7 +135,7 @@ pub struct CommitRecord {
 /// watermark needs to go on from here.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StateRecord {
-    /// The state file, relative to the checkpoint (`state/<batch>.arrow`).
+    /// The state file, relative to the checkpoint (`state/<batch>-<runner>.arrow`).
     pub file: String,
     /// Groups (windows and keys) kept open.
     pub rows: u64,

@@ -69,6 +69,15 @@ impl ContinuousQuery {
         let mut commit = commit_record(record, run.runner, executed.written, false);
         commit.state = executed.state.clone();
         run.log.write_commit(&commit).await?;
+        if record.batch.is_multiple_of(PURGE_EVERY) {
+            match run.log.purge(record.batch).await {
+                Ok(n) if n > 0 => {
+                    log::debug!("batch {}: purged {n} checkpoint files", record.batch)
+                }
+                Ok(_) => {}
+                Err(e) => log::warn!("batch {}: {e}; old checkpoint files stay", record.batch),
+            }
+        }
         // Only now may the work queues forget the messages: a failure here redelivers them.
         let mut queue_reads = BTreeMap::new();
         for (table, acks) in executed.acks {
@@ -250,7 +259,7 @@ impl ContinuousQuery {
             )
             .await?;
         let state = match state {
-            Some(pending) => Some(pending.write(run.log, record.batch).await?),
+            Some(pending) => Some(pending.write(run.log, record.batch, run.runner).await?),
             None => None,
         };
         Ok(Executed {
@@ -283,6 +292,9 @@ impl ContinuousQuery {
     }
 }
 
+/// Old checkpoint files are purged after every this many batches (one LIST per kind).
+const PURGE_EVERY: u64 = 10;
+
 /// A batch's state, written once its output is in the sink.
 struct PendingState {
     rows: Vec<RecordBatch>,
@@ -291,8 +303,10 @@ struct PendingState {
 }
 
 impl PendingState {
-    async fn write(self, log: &CheckpointLog, batch: u64) -> Result<StateRecord> {
-        let (file, bytes) = log.write_state(batch, &self.schema, &self.rows).await?;
+    async fn write(self, log: &CheckpointLog, batch: u64, runner: &str) -> Result<StateRecord> {
+        let (file, bytes) = log
+            .write_state(batch, runner, &self.schema, &self.rows)
+            .await?;
         Ok(StateRecord {
             file,
             bytes,

@@ -6,7 +6,7 @@
 //! the windows the watermark has passed and keeps the open ones; in update mode emits every
 //! group the batch changed (a file sink: all groups) and keeps all. The emitted groups go
 //! through the Final stage and the operators above the aggregation (HAVING, projection) into
-//! the sink; the kept groups are written to `state/N.arrow` before `commits/N`. A replay
+//! the sink; the kept groups are written to `state/N-<runner>.arrow` before `commits/N`. A replay
 //! starts from the state committed by the batch before, so it emits the same rows.
 
 pub(crate) mod shape;

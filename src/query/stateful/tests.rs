@@ -389,6 +389,49 @@ async fn having_in_update_output_needs_a_key_for_its_tombstones() {
 }
 
 #[tokio::test]
+async fn old_checkpoint_files_are_purged_and_the_query_goes_on() {
+    let events: Vec<(i32, i64, String, i64)> = (0..125i64)
+        .map(|i| (0, i, format!("c{}", i % 5), 1))
+        .collect();
+    let borrowed: Vec<(i32, i64, &str, i64)> = events
+        .iter()
+        .map(|(p, t, c, a)| (*p, *t, c.as_str(), *a))
+        .collect();
+    let input = input_with(&borrowed, 1);
+    let run = Run::new(
+        &input,
+        "",
+        "customer VARCHAR, total BIGINT, n BIGINT",
+        "SELECT customer, sum(amount) AS total, count(*) AS n FROM input GROUP BY customer",
+    )
+    .await;
+    assert_eq!(run.run(1).await.len(), 125);
+    let count = |kind: &str| {
+        std::fs::read_dir(format!("{}/{kind}", run.checkpoint))
+            .unwrap()
+            .count()
+    };
+    // Purged after batch 120: offsets and commits from batch 20 on, state from 117 on.
+    assert_eq!(
+        (count("offsets"), count("commits"), count("state")),
+        (105, 105, 8)
+    );
+    memory_topic(&input, 1)
+        .append(
+            0,
+            MemoryMessage::value(r#"{"customer":"c0","amount":1}"#, 200),
+        )
+        .unwrap();
+    assert_eq!(run.run(1).await.len(), 1);
+    let totals: Vec<(String, i64, i64)> = latest_per_key(&run).await;
+    assert_eq!(totals[0], ("c0".to_string(), 26, 26));
+    assert!(
+        totals[1..].iter().all(|(_, t, n)| *t == 25 && *n == 25),
+        "{totals:?}"
+    );
+}
+
+#[tokio::test]
 async fn keyed_aggregates_write_the_changed_keys_after_each_batch() {
     let events: Vec<(i32, i64, String, i64)> = (0..60i64)
         .map(|i| ((i % 3) as i32, i * 1000, format!("c{}", i % 7), i))
