@@ -159,11 +159,7 @@ impl ContinuousQuery {
             bound.insert(s.name.clone(), Arc::new(table));
         }
         let plan = bind_sources(&self.select, &bound)?;
-        self.ctx
-            .execute_logical_plan(plan)
-            .await?
-            .create_physical_plan()
-            .await
+        self.planner.create_physical_plan(&plan).await
     }
 
     /// Runs one batch over exactly `record`'s ranges into the sink.

@@ -10,6 +10,8 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::listing::ListingTable;
 use datafusion::datasource::source_as_provider;
 use datafusion::error::DataFusionError;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::{DmlStatement, Expr, LogicalPlan, WriteOp};
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::DFParser;
@@ -57,6 +59,8 @@ pub(crate) enum QueryKind {
 /// [`ContinuousQuery::run`](super::ContinuousQuery::run).
 pub struct ContinuousQuery {
     pub(crate) ctx: SessionContext,
+    /// The session's state as batches are planned with it (see [`incremental_planner`]).
+    pub(crate) planner: SessionState,
     /// The INSERT as written (whitespace normalised), which owns the checkpoint.
     pub(crate) text: String,
     /// The SELECT's logical plan; each batch binds its sources to that batch's ranges.
@@ -117,6 +121,7 @@ impl ContinuousQuery {
         }
         let sink = sink_of(&ctx, &dml).await?;
         let mut query = Self {
+            planner: incremental_planner(&ctx),
             ctx,
             text,
             select: Arc::unwrap_or_clone(dml.input),
@@ -223,6 +228,24 @@ impl ContinuousQuery {
     pub fn sink(&self) -> String {
         self.sink.describe()
     }
+}
+
+/// `ctx`'s state without the optimizer rules that turn one aggregation into two: DataFusion
+/// plans `count(DISTINCT x)` (when it is the only kind of aggregate) as a GROUP BY x under
+/// a GROUP BY, which needs the inner result complete. Left as one aggregation, its
+/// accumulator keeps the distinct values as its partial state, which carries across batches.
+fn incremental_planner(ctx: &SessionContext) -> SessionState {
+    let state = ctx.state();
+    let rules = state
+        .optimizer()
+        .rules
+        .iter()
+        .filter(|r| r.name() != "single_distinct_aggregation_to_group_by")
+        .cloned()
+        .collect();
+    SessionStateBuilder::new_from_existing(state)
+        .with_optimizer_rules(rules)
+        .build()
 }
 
 /// The topic tables a plan scans (subqueries included), each once.

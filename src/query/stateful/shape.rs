@@ -130,8 +130,8 @@ pub(crate) fn analyze(
         _ => {
             return Err(refused(
                 "an aggregate over an aggregate",
-                "(stacked GROUP BYs, or a DISTINCT aggregate DataFusion rewrote into two) \
-                 would need the inner result complete",
+                "(a GROUP BY over a GROUP BY) would need the inner result complete; chain \
+                 two continuous queries through a topic instead",
             ));
         }
     };

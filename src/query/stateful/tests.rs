@@ -249,6 +249,144 @@ async fn hopping_windows_are_emitted_once_each_and_equal_the_batch_answer() {
 }
 
 #[tokio::test]
+async fn any_aggregate_carries_its_partial_state_across_batches() {
+    let mut events = Vec::new();
+    for i in 0..90i64 {
+        let customer = ["a", "b", "c", "d"][(i % 4) as usize];
+        events.push(((i % 3) as i32, i * 3_000, customer, (i * 37) % 101));
+    }
+    let input = input_with(&events, 3);
+    let aggregates = "count(*) AS n, sum(amount) AS s, avg(amount) AS mean, min(amount) AS lo, \
+                      max(amount) AS hi, approx_distinct(customer) AS customers, \
+                      round(stddev(amount), 6) AS sd, approx_percentile_cont(amount, 0.5) AS median, \
+                      array_length(array_agg(amount)) AS listed, bool_and(amount > 3) AS all_big";
+    let columns = "w TIMESTAMP, n BIGINT, s BIGINT, mean DOUBLE, lo BIGINT, hi BIGINT, \
+                   customers BIGINT, sd DOUBLE, median DOUBLE, listed BIGINT, all_big BOOLEAN";
+    // The window start as seconds: the output column has no time zone, date_bin's has UTC.
+    let shown = "to_unixtime(w) AS w, n, s, mean, lo, hi, customers, sd, median, listed, all_big";
+    let select = format!(
+        "SELECT date_bin(INTERVAL '1 minute', _timestamp) AS w, {aggregates} FROM input GROUP BY 1"
+    );
+    let run = Run::new(
+        &input,
+        ", 'watermark.column' '_timestamp'",
+        columns,
+        &format!("{select}"),
+    )
+    .await;
+    let lines = run.run(7).await;
+    let emitted = run
+        .output(columns, &format!("SELECT {shown} FROM o ORDER BY w"))
+        .await;
+    let ctx = session_context();
+    ctx.sql(&input_ddl(&input, ", 'scan.bounded.mode' 'latest-offset'"))
+        .await
+        .unwrap();
+    // The batch answer for the windows that closed (all but the last: the watermark is the
+    // latest event time of the slowest partition).
+    let batch = collect(
+        &ctx,
+        &format!(
+            "SELECT {shown} FROM ({select})
+             WHERE w < (SELECT max(date_bin(INTERVAL '1 minute', _timestamp)) FROM input) ORDER BY w"
+        ),
+    )
+    .await;
+    let text = |b: &[RecordBatch]| {
+        let b: Vec<RecordBatch> = b
+            .iter()
+            .map(|b| {
+                let cols = b
+                    .columns()
+                    .iter()
+                    .map(|c| arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8).unwrap())
+                    .collect();
+                let fields: Vec<arrow::datatypes::Field> = b
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| {
+                        arrow::datatypes::Field::new(
+                            f.name(),
+                            arrow::datatypes::DataType::Utf8,
+                            true,
+                        )
+                    })
+                    .collect();
+                RecordBatch::try_new(
+                    std::sync::Arc::new(arrow::datatypes::Schema::new(fields)),
+                    cols,
+                )
+                .unwrap()
+            })
+            .collect();
+        arrow::util::pretty::pretty_format_batches(&b)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert_eq!(text(&emitted), text(&batch), "{lines:?}");
+}
+
+#[tokio::test]
+async fn distinct_counts_carry_their_sets_across_batches() {
+    let mut events = Vec::new();
+    for i in 0..90i64 {
+        events.push((
+            (i % 3) as i32,
+            i * 3_000,
+            ["a", "b", "c", "d", "e"][(i % 5) as usize],
+            i % 4,
+        ));
+    }
+    let input = input_with(&events, 3);
+    for aggregates in [
+        "count(DISTINCT customer) AS n, count(DISTINCT amount) AS m",
+        "count(DISTINCT customer) AS n, count(*) AS m",
+        "count(DISTINCT customer) AS n, count(DISTINCT customer) * 2 AS m",
+    ] {
+        let select = format!(
+            "SELECT date_bin(INTERVAL '1 minute', _timestamp) AS w, {aggregates} FROM input GROUP BY 1"
+        );
+        let run = Run::new(
+            &input,
+            ", 'watermark.column' '_timestamp'",
+            "w TIMESTAMP, n BIGINT, m BIGINT",
+            &select,
+        )
+        .await;
+        run.run(7).await;
+        let shown = "to_unixtime(w) AS w, n, m";
+        let emitted = run
+            .output(
+                "w TIMESTAMP, n BIGINT, m BIGINT",
+                &format!("SELECT {shown} FROM o ORDER BY w"),
+            )
+            .await;
+        let ctx = session_context();
+        ctx.sql(&input_ddl(&input, ", 'scan.bounded.mode' 'latest-offset'"))
+            .await
+            .unwrap();
+        let batch = collect(
+            &ctx,
+            &format!(
+                "SELECT {shown} FROM ({select}) WHERE w < to_timestamp_seconds(240) ORDER BY w"
+            ),
+        )
+        .await;
+        assert_eq!(
+            arrow::util::pretty::pretty_format_batches(&emitted)
+                .unwrap()
+                .to_string(),
+            arrow::util::pretty::pretty_format_batches(&batch)
+                .unwrap()
+                .to_string(),
+            "{aggregates}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn hop_outside_a_group_by_is_refused() {
     let input = input_with(&[(0, 1_000, "a", 1)], 1);
     let ctx = session_context();
