@@ -271,7 +271,7 @@ async fn any_aggregate_carries_its_partial_state_across_batches() {
         &input,
         ", 'watermark.column' '_timestamp'",
         columns,
-        &format!("{select}"),
+        &select,
     )
     .await;
     let lines = run.run(7).await;
