@@ -146,9 +146,23 @@ pub(crate) async fn send_kafka(
     partition: i32,
     value: &[u8],
 ) -> rdkafka::producer::DeliveryFuture {
+    send_kafka_at(producer, topic, partition, value, None).await
+}
+
+/// [`send_kafka`] with the message's create time (ms since the epoch) set.
+pub(crate) async fn send_kafka_at(
+    producer: &FutureProducer,
+    topic: &str,
+    partition: i32,
+    value: &[u8],
+    timestamp_ms: Option<i64>,
+) -> rdkafka::producer::DeliveryFuture {
     loop {
-        let rec: FutureRecord<'_, [u8], [u8]> =
+        let mut rec: FutureRecord<'_, [u8], [u8]> =
             FutureRecord::to(topic).partition(partition).payload(value);
+        if let Some(t) = timestamp_ms {
+            rec = rec.timestamp(t);
+        }
         match producer.send_result(rec) {
             Ok(f) => return f,
             Err((e, _)) => {

@@ -28,10 +28,14 @@
 //!    rows, and the peak (VmHWM, reset before the scan). Goal: flat.
 //! 5. **NATS throughput**: (a)–(c) of section 1 over a 3-subject JetStream stream of
 //!    `E2E_MESSAGES`, the bare figure being three async-nats ordered consumers counting.
+//! 6. **Stateful continuous queries** (see `stateful.rs`): windowed and keyed aggregations
+//!    over `E2E_MESSAGES` timed messages beside stateless queries over the same input
+//!    (throughput, checkpoint time per batch, state size), and the latency from the watermark
+//!    passing a window's end to the window's row in the sink at `E2E_RATE`.
 //!
 //! Run: `cargo bench --bench e2e` (starts local brokers unless KAFKA_BOOTSTRAP and NATS_URL are
 //! set). A quick look: `E2E_MESSAGES=100000 E2E_RSS_MESSAGES=500000 E2E_SECONDS=5 cargo bench
-//! --bench e2e`. `E2E_ONLY=kafka,latency,cq,rss,nats` runs some sections only.
+//! --bench e2e`. `E2E_ONLY=kafka,latency,cq,rss,nats,sf` runs some sections only.
 
 use dft_test_support as harness;
 
@@ -42,6 +46,7 @@ mod common;
 mod continuous;
 mod latency;
 mod memory;
+mod stateful;
 mod throughput;
 
 use std::time::Duration;
@@ -53,6 +58,7 @@ use common::*;
 use continuous::*;
 use latency::*;
 use memory::*;
+use stateful::*;
 use throughput::*;
 
 #[tokio::main]
@@ -186,6 +192,16 @@ async fn main() {
     if section_enabled("nats") {
         eprintln!("section 5: nats throughput");
         let t = nats_throughput(&js, nats_stream.as_ref().unwrap(), messages, runs).await;
+        eprintln!("{t}");
+        report.push(t);
+    }
+
+    if section_enabled("sf") {
+        eprintln!("section 6: stateful continuous queries");
+        let t = stateful_throughput(messages, env_or("E2E_SF_BATCH", 50_000)).await;
+        eprintln!("{t}");
+        report.push(t);
+        let t = window_latency(rate, seconds, trigger).await;
         eprintln!("{t}");
         report.push(t);
     }

@@ -49,6 +49,8 @@ pub(crate) struct Executed {
     pub acks: BTreeMap<String, Arc<DeferredAcks>>,
     /// A stateful query's state after the batch.
     pub state: Option<StateRecord>,
+    /// Time spent writing the state file.
+    pub state_write: std::time::Duration,
 }
 
 impl ContinuousQuery {
@@ -68,7 +70,9 @@ impl ContinuousQuery {
         let executed = self.run_batch(run, record, previous, replay).await?;
         let mut commit = commit_record(record, run.runner, executed.written, false);
         commit.state = executed.state.clone();
+        let committing = Instant::now();
         run.log.write_commit(&commit).await?;
+        let checkpoint_time = executed.state_write + committing.elapsed();
         if record.batch.is_multiple_of(PURGE_EVERY) {
             match run.log.purge(record.batch).await {
                 Ok(n) if n > 0 => {
@@ -102,6 +106,7 @@ impl ContinuousQuery {
             lag,
             queue_reads,
             state: executed.state.as_ref().map(StateProgress::from),
+            checkpoint_time,
             elapsed: started.elapsed(),
         };
         Ok((progress, executed.avg_bytes))
@@ -254,15 +259,18 @@ impl ContinuousQuery {
                 retracted,
             )
             .await?;
+        let writing = Instant::now();
         let state = match state {
             Some(pending) => Some(pending.write(run.log, record.batch, run.runner).await?),
             None => None,
         };
+        let state_write = writing.elapsed();
         Ok(Executed {
             written,
             avg_bytes: average_message_bytes(&physical),
             acks,
             state,
+            state_write,
         })
     }
 

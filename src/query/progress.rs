@@ -55,6 +55,9 @@ pub struct BatchProgress {
     pub queue_reads: BTreeMap<String, u64>,
     /// A stateful query's state after the batch.
     pub state: Option<StateProgress>,
+    /// Time the batch spent writing its checkpoint after the sink had its rows: the state
+    /// file (stateful queries) and `commits/N`.
+    pub checkpoint_time: Duration,
     /// Time the batch took.
     pub elapsed: Duration,
 }
@@ -101,7 +104,25 @@ impl fmt::Display for BatchProgress {
                 write!(f, " late={}", state.late_rows)?;
             }
         }
-        write!(f, " lag={} in {:?}", self.lag, self.elapsed)
+        write!(
+            f,
+            " lag={} in {} (checkpoint {})",
+            self.lag,
+            short(self.elapsed),
+            short(self.checkpoint_time)
+        )
+    }
+}
+
+/// A duration as people read it in a log line: `41ms`, `2.3ms`, `2.31s`.
+fn short(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms >= 1000.0 {
+        format!("{:.2}s", ms / 1000.0)
+    } else if ms >= 10.0 {
+        format!("{ms:.0}ms")
+    } else {
+        format!("{ms:.1}ms")
     }
 }
 
