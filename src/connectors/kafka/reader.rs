@@ -65,6 +65,9 @@ pub(super) fn read_partition(
 /// Messages librdkafka may prefetch for an open range (its default is 100000).
 const PREFETCH_OPEN: i64 = 10_000;
 
+/// How long librdkafka waits before fetching for a partition whose queue was full (ms).
+const FETCH_QUEUE_BACKOFF_MS: &str = "10";
+
 /// Sends a finished batch; returns false when the receiver is gone (the scan was dropped).
 fn emit(tx: &mpsc::Sender<Result<RawBatch>>, builder: &mut RawBatchBuilder) -> bool {
     !builder.has_news() || tx.blocking_send(Ok(builder.finish())).is_ok()
@@ -90,6 +93,13 @@ fn run(
             (end - range.start).clamp(1, PREFETCH_OPEN)
         });
         client_config.set("queued.min.messages", wanted.to_string());
+    }
+    // Once its queue holds queued.min.messages, librdkafka postpones the partition's next
+    // fetch by fetch.queue.backoff.ms (default 1 s), however fast the queue drains: a scan of
+    // 1M messages over 3 partitions took 20.5 s instead of 0.86 s. The queue drains within
+    // milliseconds here, so look again soon.
+    if config.properties.get("fetch.queue.backoff.ms").is_none() {
+        client_config.set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
     }
     let consumer: &ScanConsumer = slot.insert(
         client_config
