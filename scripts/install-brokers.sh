@@ -7,6 +7,8 @@
 #   moto 5.2.5           PyPI, an S3-compatible server    $DFT_CACHE/bin/moto_server
 #   Apicurio Registry    Maven Central (needs Java 21+;   $DFT_CACHE/apicurio/3.3.3/
 #     3.3.3              optional: skipped without it)
+#   PostgreSQL           Debian's postgresql package      /usr/lib/postgresql/<N>/bin/
+#                        (the own-sink example and test)
 #
 # plus the Debian packages the crate builds with (librdkafka's zstd, SASL/GSSAPI and curl
 # support; OpenSSL; a JDK and Maven when missing). The test support (test-support/) starts
@@ -68,10 +70,19 @@ ensure_packages() {
     done
     command -v java >/dev/null 2>&1 || missing+=(openjdk-17-jre-headless)
     command -v mvn >/dev/null 2>&1 || missing+=(maven)
+    postgres_bin >/dev/null || missing+=(postgresql)
     if [[ ${#missing[@]} -gt 0 ]]; then
         log "installing Debian packages: ${missing[*]}"
         apt_install "${missing[@]}"
     fi
+}
+
+postgres_bin() { # the directory of PostgreSQL's server programs (initdb, postgres)
+    local dir
+    for dir in $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V -r); do
+        [[ -x $dir/initdb && -x $dir/postgres ]] && { echo "$dir"; return 0; }
+    done
+    return 1
 }
 
 java_major() { # java_major JAVA — the major version a java binary reports
@@ -172,3 +183,4 @@ printf 'apache kafka: %s\n' "$DFT_CACHE/kafka/$KAFKA_VERSION/libs"
 printf 'nats-server: %s (%s)\n' "$BIN_DIR/nats-server" "$("$BIN_DIR/nats-server" --version)"
 printf 'moto_server: %s (moto %s)\n' "$BIN_DIR/moto_server" "$MOTO_VERSION"
 printf 'apicurio registry: %s\n' "$APICURIO_STATUS"
+printf 'postgresql: %s\n' "$(postgres_bin || echo missing)"

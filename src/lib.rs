@@ -72,7 +72,9 @@ pub use scan::{PartitionScan, ScanInput, ScanStatistics, TimestampOrder, TopicSc
 pub use session::{
     BoundTheScanHint, STREAMING_SETTINGS, session_context, session_state_builder, streaming_config,
 };
-pub use sink::{BatchSink, BatchWritten, MessageWriter, OutgoingMessage, Recovery};
+pub use sink::{
+    BatchSink, BatchToWrite, BatchWritten, MessageWriter, OutgoingMessage, Recovery, SinkCommitted,
+};
 #[allow(deprecated)]
 pub use table::StreamingTableProvider;
 pub use table::{

@@ -15,6 +15,7 @@ use datafusion::datasource::provider_as_source;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::{ExecutionPlan, collect, execute_stream};
+use futures::StreamExt;
 
 use super::compile::{ContinuousQuery, QueryKind, SourceRole};
 use super::progress::{BatchProgress, StateProgress};
@@ -27,7 +28,7 @@ use crate::checkpoint::{
 };
 use crate::error::{Result, TopicsError};
 use crate::scan::TopicScanExec;
-use crate::sink::BatchWritten;
+use crate::sink::{BatchToWrite, BatchWritten};
 use crate::source::{DeferredAcks, TableSource};
 
 /// What every batch of one run shares: the checkpoint, its owner's metadata, this runner's
@@ -38,6 +39,18 @@ pub(crate) struct RunContext<'a> {
     pub runner: &'a str,
     pub commit_group: Option<&'a str>,
     pub output_mode: OutputMode,
+}
+
+/// Which attempt at a batch this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Attempt {
+    /// Planned by this run: nothing of it was written yet.
+    First,
+    /// Planned by an earlier run that stopped before committing: the sink may hold part of it.
+    Replay,
+    /// Planned by an earlier run, and the sink (which keeps its own positions) committed it:
+    /// run again for its state and figures only, writing nothing.
+    AlreadyInSink,
 }
 
 /// What executing a batch produced besides its rows in the sink.
@@ -63,11 +76,11 @@ impl ContinuousQuery {
         run: &RunContext<'_>,
         record: &OffsetsRecord,
         previous: Option<&StateRecord>,
-        replay: bool,
+        attempt: Attempt,
         lag: i64,
     ) -> Result<(BatchProgress, BTreeMap<String, f64>)> {
         let started = Instant::now();
-        let executed = self.run_batch(run, record, previous, replay).await?;
+        let executed = self.run_batch(run, record, previous, attempt).await?;
         let mut commit = commit_record(record, run.runner, executed.written, false);
         commit.state = executed.state.clone();
         let committing = Instant::now();
@@ -98,7 +111,7 @@ impl ContinuousQuery {
         }
         let progress = BatchProgress {
             batch: record.batch,
-            replayed: replay,
+            replayed: attempt != Attempt::First,
             sources: record.sources.clone(),
             rows: executed.written.rows,
             already_written: executed.written.already_written,
@@ -173,7 +186,7 @@ impl ContinuousQuery {
         run: &RunContext<'_>,
         record: &OffsetsRecord,
         previous: Option<&StateRecord>,
-        replay: bool,
+        attempt: Attempt,
     ) -> Result<Executed> {
         let df_err = |e: DataFusionError| TopicsError::Sink {
             target: self.sink.describe(),
@@ -247,18 +260,28 @@ impl ContinuousQuery {
                 (outcome.output, Some(state))
             }
         };
-        let stream = execute_stream(Arc::clone(&output), self.ctx.task_ctx()).map_err(df_err)?;
-        let written = self
-            .sink
-            .write_batch(
-                &run.meta.query_id,
-                record.batch,
-                &record.sink,
-                replay,
-                stream,
-                retracted,
-            )
-            .await?;
+        let mut stream =
+            execute_stream(Arc::clone(&output), self.ctx.task_ctx()).map_err(df_err)?;
+        let written = if attempt == Attempt::AlreadyInSink {
+            let mut rows = 0u64;
+            while let Some(b) = stream.next().await {
+                rows += b.map_err(df_err)?.num_rows() as u64;
+            }
+            BatchWritten {
+                rows,
+                already_written: rows,
+                tombstones: 0,
+            }
+        } else {
+            let to_write = BatchToWrite {
+                query_id: &run.meta.query_id,
+                batch: record.batch,
+                sources: &record.sources,
+                marks: &record.sink,
+                replay: attempt == Attempt::Replay,
+            };
+            self.sink.write_batch(&to_write, stream, retracted).await?
+        };
         let writing = Instant::now();
         let state = match state {
             Some(pending) => Some(pending.write(run.log, record.batch, run.runner).await?),

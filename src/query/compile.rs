@@ -14,7 +14,8 @@ use datafusion::execution::SessionStateBuilder;
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::{DmlStatement, Expr, LogicalPlan, WriteOp};
 use datafusion::prelude::SessionContext;
-use datafusion::sql::parser::DFParser;
+use datafusion::sql::parser::{DFParser, Statement as DFStatement};
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 
 use crate::error::TopicsError;
 use crate::sink::{BatchSink, FileBatchSink, FileFormat, RowEncoder, TopicBatchSink};
@@ -85,33 +86,51 @@ impl ContinuousQuery {
     /// (the continuous query). Sources are the topic tables it reads; the sink is its target:
     /// a topic table, or a Parquet / JSON table (`STORED AS PARQUET | JSON`).
     pub async fn from_sql(ctx: SessionContext, sql: &str) -> Result<Self, DataFusionError> {
-        let statements = DFParser::parse_sql(sql)?;
-        let mut insert: Option<(String, DmlStatement)> = None;
-        for statement in statements {
-            let text = statement.to_string();
-            let statement = crate::table::complete_insert_columns(&ctx, statement).await?;
-            let plan = ctx.state().statement_to_plan(statement).await?;
-            match plan {
-                LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)) => {
-                    if insert.is_some() {
-                        return Err(TopicsError::plan(
-                            "a continuous query file holds exactly one INSERT INTO … SELECT",
-                        )
-                        .into());
-                    }
-                    insert = Some((text, dml));
-                }
-                other => {
-                    ctx.execute_logical_plan(other).await?.collect().await?;
-                }
-            }
-        }
-        let (text, dml) = insert.ok_or_else(|| {
-            TopicsError::plan(
-                "no INSERT INTO … SELECT: a continuous query writes its rows somewhere",
+        let Some((text, plan)) = run_until_query(&ctx, sql).await? else {
+            return Err(no_query("INSERT INTO … SELECT"));
+        };
+        let LogicalPlan::Dml(dml) = plan else {
+            return Err(TopicsError::plan(
+                "a continuous query file ends with INSERT INTO … SELECT, which says where its \
+                 rows go (or hand the SELECT your own sink: ContinuousQuery::from_sql_into)",
             )
-        })?;
-        let sources = find_sources(&dml.input)?;
+            .into());
+        };
+        let sink = sink_of(&ctx, &dml).await?;
+        Self::assemble(ctx, text, Arc::unwrap_or_clone(dml.input), sink).await
+    }
+
+    /// Runs the DDL statements of `sql` in `ctx` and prepares its one `SELECT` as a
+    /// continuous query whose rows go to `sink`, the user's own: for example one that commits
+    /// each batch's rows and offset ranges in one database transaction (see
+    /// [`BatchSink::keeps_positions`] and docs/your-own-sink.md). The checkpoint belongs to
+    /// the SELECT together with the sink's description.
+    pub async fn from_sql_into(
+        ctx: SessionContext,
+        sql: &str,
+        sink: Arc<dyn BatchSink>,
+    ) -> Result<Self, DataFusionError> {
+        let Some((text, plan)) = run_until_query(&ctx, sql).await? else {
+            return Err(no_query("SELECT"));
+        };
+        if matches!(plan, LogicalPlan::Dml(_)) {
+            return Err(TopicsError::plan(
+                "from_sql_into takes a SELECT whose rows go to the sink it is given, not an \
+                 INSERT (run an INSERT with ContinuousQuery::from_sql)",
+            )
+            .into());
+        }
+        let text = format!("{text} -- into {}", sink.describe());
+        Self::assemble(ctx, text, plan, sink).await
+    }
+
+    async fn assemble(
+        ctx: SessionContext,
+        text: String,
+        select: LogicalPlan,
+        sink: Arc<dyn BatchSink>,
+    ) -> Result<Self, DataFusionError> {
+        let sources = find_sources(&select)?;
         if !sources.iter().any(|s| s.role == SourceRole::Stream) {
             return Err(TopicsError::plan(
                 "the query reads no unbounded topic table, so there is nothing to run \
@@ -119,12 +138,11 @@ impl ContinuousQuery {
             )
             .into());
         }
-        let sink = sink_of(&ctx, &dml).await?;
         let mut query = Self {
             planner: incremental_planner(&ctx),
             ctx,
             text,
-            select: Arc::unwrap_or_clone(dml.input),
+            select,
             sources,
             sink,
             kind: QueryKind::Stateless,
@@ -228,6 +246,46 @@ impl ContinuousQuery {
     pub fn sink(&self) -> String {
         self.sink.describe()
     }
+}
+
+/// Runs `sql`'s statements in `ctx` up to its one query (an INSERT or a SELECT), which it
+/// returns as written (whitespace normalised) and planned; DDL runs as it comes.
+async fn run_until_query(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Result<Option<(String, LogicalPlan)>, DataFusionError> {
+    let mut query: Option<(String, LogicalPlan)> = None;
+    for statement in DFParser::parse_sql(sql)? {
+        let text = statement.to_string();
+        let statement = crate::table::complete_insert_columns(ctx, statement).await?;
+        let is_query = matches!(
+            &statement,
+            DFStatement::Statement(s) if matches!(**s, SqlStatement::Query(_))
+        );
+        let plan = ctx.state().statement_to_plan(statement).await?;
+        let is_insert =
+            matches!(&plan, LogicalPlan::Dml(dml) if matches!(dml.op, WriteOp::Insert(_)));
+        if is_query || is_insert {
+            if query.is_some() {
+                return Err(TopicsError::plan(
+                    "a continuous query is exactly one INSERT INTO … SELECT (or one SELECT into \
+                     your own sink); other statements may only declare tables",
+                )
+                .into());
+            }
+            query = Some((text, plan));
+        } else {
+            ctx.execute_logical_plan(plan).await?.collect().await?;
+        }
+    }
+    Ok(query)
+}
+
+fn no_query(what: &str) -> DataFusionError {
+    TopicsError::plan(format!(
+        "no {what}: a continuous query writes its rows somewhere"
+    ))
+    .into()
 }
 
 /// `ctx`'s state without the optimizer rules that turn one aggregation into two: DataFusion

@@ -7,6 +7,7 @@
 mod batch;
 mod compile;
 mod plan;
+mod positions;
 mod progress;
 mod run;
 mod stateful;

@@ -5,9 +5,10 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::batch::{RunContext, commit_record};
+use super::batch::{Attempt, RunContext, commit_record};
 use super::compile::{ContinuousQuery, QueryKind};
 use super::plan::{Edges, RunBounds, edges_of, high_watermarks, plan_next, queue_pending};
+use super::positions::{CheckpointAt, Start, reconcile};
 use super::progress::BatchProgress;
 use super::stateful::watermark::{advance, idle_partitions};
 use super::stateful::{OutputMode, UpdateOutput};
@@ -101,20 +102,40 @@ impl ContinuousQuery {
         let mut ends: Edges = BTreeMap::new();
         let mut avg_bytes: BTreeMap<String, f64> = BTreeMap::new();
         let mut next = 0u64;
-        if let Some(last) = log.latest_offsets().await? {
-            let record = log
-                .offsets(last)
-                .await?
-                .ok_or_else(|| TopicsError::Checkpoint {
-                    url: log.url().to_string(),
-                    detail: format!("offsets of batch {last} vanished while being read"),
-                })?;
+        let latest = match log.latest_offsets().await? {
+            Some(last) => {
+                let record = log
+                    .offsets(last)
+                    .await?
+                    .ok_or_else(|| TopicsError::Checkpoint {
+                        url: log.url().to_string(),
+                        detail: format!("offsets of batch {last} vanished while being read"),
+                    })?;
+                let commit = log.commit(last).await?;
+                Some((record, commit))
+            }
+            None => None,
+        };
+        let start = self
+            .start_with_sink(
+                latest.as_ref().map(|(record, commit)| CheckpointAt {
+                    record,
+                    committed: commit.is_some(),
+                }),
+                log.url(),
+            )
+            .await?;
+        if let Start::FromSink(sink) = start {
+            ends = sink.ends;
+            next = sink.batch + 1;
+        } else if let Some((record, commit)) = latest {
+            let last = record.batch;
             ends = edges_of(&record.sources, |r| r.end_or_max());
             let committed_before = match last {
                 0 => None,
                 n => log.commit(n - 1).await?,
             };
-            if let Some(commit) = log.commit(last).await? {
+            if let Some(commit) = commit {
                 state = commit.state;
             } else {
                 state = committed_before.and_then(|c| c.state);
@@ -129,8 +150,12 @@ impl ContinuousQuery {
                         .await?;
                     ends = edges_of(&record.sources, |r| r.start);
                 } else {
+                    let attempt = match start {
+                        Start::CommitWithoutWriting => Attempt::AlreadyInSink,
+                        _ => Attempt::Replay,
+                    };
                     let (replayed, _) = self
-                        .execute_batch(&run, &record, state.as_ref(), true, 0)
+                        .execute_batch(&run, &record, state.as_ref(), attempt, 0)
                         .await?;
                     state = log.commit(last).await?.and_then(|c| c.state);
                     done += 1;
@@ -191,7 +216,7 @@ impl ContinuousQuery {
             };
             log.write_offsets(&record).await?;
             let (mut batch, bytes) = self
-                .execute_batch(&run, &record, state.as_ref(), false, planned.lag)
+                .execute_batch(&run, &record, state.as_ref(), Attempt::First, planned.lag)
                 .await?;
             if stateful {
                 state = log.commit(record.batch).await?.and_then(|c| c.state);
@@ -225,6 +250,36 @@ impl ContinuousQuery {
                 }
             }
         }
+    }
+}
+
+impl ContinuousQuery {
+    /// How the run starts, given the checkpoint's newest batch: as the checkpoint says, unless
+    /// the sink keeps its own positions (see [`reconcile`]).
+    async fn start_with_sink(&self, at: Option<CheckpointAt<'_>>, url: &str) -> Result<Start> {
+        if !self.sink.keeps_positions() {
+            return Ok(Start::FromCheckpoint);
+        }
+        if let Some(queue) = self
+            .sources
+            .iter()
+            .find(|s| s.table.source().queue().is_some())
+        {
+            return Err(TopicsError::plan(format!(
+                "{} keeps its own positions, which a work queue ({}) has none of: read the \
+                 stream by ranges (nats.mode = ordered)",
+                self.sink.describe(),
+                queue.name
+            )));
+        }
+        let committed = self.sink.committed().await?;
+        reconcile(
+            committed.as_ref(),
+            at,
+            self.kind != QueryKind::Stateless,
+            &self.sink.describe(),
+            url,
+        )
     }
 }
 

@@ -276,3 +276,169 @@ async fn offsets_removed_between_batches_fail_or_are_skipped() {
         }
     }
 }
+
+/// A sink that keeps its rows and its positions together, as a database transaction would;
+/// it can fail right after committing a batch (a crash before `commits/N`), and refuses to
+/// be asked for a batch it committed.
+#[derive(Debug, Default)]
+struct PositionsSink {
+    inner: std::sync::Mutex<PositionsSinkState>,
+}
+
+#[derive(Debug, Default)]
+struct PositionsSinkState {
+    ids: Vec<i64>,
+    committed: Option<crate::sink::SinkCommitted>,
+    fail_after_committing: Option<u64>,
+}
+
+#[async_trait::async_trait]
+impl crate::sink::BatchSink for PositionsSink {
+    fn describe(&self) -> String {
+        "the test's own sink".into()
+    }
+
+    fn keeps_positions(&self) -> bool {
+        true
+    }
+
+    async fn committed(&self) -> crate::Result<Option<crate::sink::SinkCommitted>> {
+        Ok(self.inner.lock().unwrap().committed.clone())
+    }
+
+    async fn write_batch(
+        &self,
+        batch: &crate::sink::BatchToWrite<'_>,
+        rows: datafusion::execution::SendableRecordBatchStream,
+        _retracted: Vec<arrow::array::RecordBatch>,
+    ) -> crate::Result<crate::sink::BatchWritten> {
+        use arrow::array::AsArray;
+        let batches: Vec<arrow::array::RecordBatch> =
+            futures::TryStreamExt::try_collect(rows).await?;
+        let ids: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_primitive::<arrow::datatypes::Int64Type>()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        let mut state = self.inner.lock().unwrap();
+        if state
+            .committed
+            .as_ref()
+            .is_some_and(|c| c.batch >= batch.batch)
+        {
+            return Err(crate::TopicsError::plan(format!(
+                "asked to write batch {} again",
+                batch.batch
+            )));
+        }
+        let rows = ids.len() as u64;
+        state.ids.extend(ids);
+        state.committed = Some(crate::sink::SinkCommitted::ends_of(
+            batch.batch,
+            batch.sources,
+        ));
+        if state.fail_after_committing == Some(batch.batch) {
+            return Err(crate::TopicsError::plan("crashed after committing"));
+        }
+        Ok(crate::sink::BatchWritten {
+            rows,
+            ..Default::default()
+        })
+    }
+}
+
+impl Fixture {
+    async fn query_into(&self, sink: &std::sync::Arc<PositionsSink>) -> ContinuousQuery {
+        let sql = format!(
+            "CREATE EXTERNAL TABLE input (id BIGINT) STORED AS MEMORY LOCATION 'mem:///{}'
+               OPTIONS ('value.format' 'json');
+             SELECT id FROM input",
+            self.input
+        );
+        let sink: std::sync::Arc<dyn crate::sink::BatchSink> = sink.clone();
+        ContinuousQuery::from_sql_into(session_context(), &sql, sink)
+            .await
+            .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn a_batch_in_a_sink_with_positions_is_never_written_twice() {
+    let f = Fixture::new(2, 50);
+    let sink = std::sync::Arc::new(PositionsSink::default());
+    sink.inner.lock().unwrap().fail_after_committing = Some(1);
+    let query = f.query_into(&sink).await;
+    let options = f.options(Trigger::AvailableNow, Some(10));
+    let (done, lines) = run(&query, &options).await;
+    assert!(done.is_err(), "{lines:?}");
+    sink.inner.lock().unwrap().fail_after_committing = None;
+
+    // Batch 1 is in the sink but not committed in the checkpoint: run again for its figures,
+    // never written again.
+    let (done, lines) = run(&query, &options).await;
+    assert_eq!(done.unwrap(), 2, "{lines:?}");
+    assert!(
+        lines[0]
+            .starts_with("batch 1 (replay) input[0:[10,20) 1:[10,20)] rows=20 already_written=20"),
+        "{lines:?}"
+    );
+    let mut ids = sink.inner.lock().unwrap().ids.clone();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..50).collect::<Vec<_>>());
+
+    // A new checkpoint: the sink's positions say where to go on, numbering included.
+    let topic = memory_topic(&f.input, 2);
+    for i in 50..60 {
+        topic
+            .append(
+                (i % 2) as i32,
+                MemoryMessage::value(format!(r#"{{"id":{i}}}"#), i),
+            )
+            .unwrap();
+    }
+    let mut fresh = f.options(Trigger::AvailableNow, Some(10));
+    fresh.checkpoint.push_str("-fresh");
+    let (done, lines) = run(&query, &fresh).await;
+    assert_eq!(done.unwrap(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("batch 3 input[0:[25,30) 1:[25,30)] rows=10"),
+        "{lines:?}"
+    );
+    let mut ids = sink.inner.lock().unwrap().ids.clone();
+    ids.sort_unstable();
+    assert_eq!(ids, (0..60).collect::<Vec<_>>());
+
+    // The first checkpoint is now behind the sink: for a stateless query the sink wins.
+    let (done, lines) = run(&query, &options).await;
+    assert_eq!(done.unwrap(), 0, "{lines:?}");
+}
+
+#[tokio::test]
+async fn a_stateful_query_cannot_start_from_a_sink_alone() {
+    let f = Fixture::new(2, 10);
+    let sink = std::sync::Arc::new(PositionsSink::default());
+    sink.inner.lock().unwrap().committed = Some(crate::sink::SinkCommitted {
+        batch: 4,
+        ends: [("input".to_string(), [(0, 5), (1, 5)].into())].into(),
+    });
+    let sql = format!(
+        "CREATE EXTERNAL TABLE input (id BIGINT) STORED AS MEMORY LOCATION 'mem:///{}'
+           OPTIONS ('value.format' 'json');
+         SELECT count(*) AS id FROM input",
+        f.input
+    );
+    let own: std::sync::Arc<dyn crate::sink::BatchSink> = sink.clone();
+    let query = ContinuousQuery::from_sql_into(session_context(), &sql, own)
+        .await
+        .unwrap();
+    let (done, _) = run(&query, &f.options(Trigger::AvailableNow, None)).await;
+    let err = done.unwrap_err().to_string();
+    assert!(
+        err.contains("keeps state") && err.contains("the test's own sink"),
+        "{err}"
+    );
+}

@@ -12,7 +12,7 @@ use futures::StreamExt;
 use object_store::path::Path;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 
-use super::batch::{BatchSink, BatchWritten};
+use super::batch::{BatchSink, BatchToWrite, BatchWritten};
 use crate::checkpoint::SinkMarks;
 use crate::error::{Result, TopicsError};
 
@@ -136,13 +136,11 @@ impl BatchSink for FileBatchSink {
 
     async fn write_batch(
         &self,
-        _query_id: &str,
-        batch: u64,
-        _marks: &SinkMarks,
-        _replay: bool,
+        to_write: &BatchToWrite<'_>,
         mut rows: SendableRecordBatchStream,
         _retracted: Vec<arrow::array::RecordBatch>,
     ) -> Result<BatchWritten> {
+        let batch = to_write.batch;
         // A file batch is a snapshot of every group (UpdateOutput::Snapshot): a group that
         // left the result is simply absent, so retracted rows need no file of their own.
         let mut batches = Vec::new();

@@ -24,7 +24,7 @@ use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::physical_plan::{DisplayAs, DisplayFormatType};
 use futures::StreamExt;
 
-pub use batch::{BatchSink, BatchWritten};
+pub use batch::{BatchSink, BatchToWrite, BatchWritten, SinkCommitted};
 pub use dead_letter::DeadLetters;
 pub use encode::{OutgoingMessage, RowEncoder};
 pub use files::{FileBatchSink, FileFormat};

@@ -1,6 +1,7 @@
 //! Broker-free tests of the exactly-once topic sink: replays over in-memory topics, step by
 //! step (the kill tests in tests/it run the same code against real brokers).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use arrow::array::{ArrayRef, Int32Array, Int64Array, RecordBatch, new_null_array};
@@ -10,7 +11,8 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 
 use super::identity::identities;
-use super::{BatchSink, RowEncoder, TopicBatchSink};
+use super::{BatchSink, BatchToWrite, RowEncoder, TopicBatchSink};
+use crate::checkpoint::SinkMarks;
 use crate::connectors::memory::{MemoryMessage, memory_topic};
 use crate::options::options_from_pairs;
 use crate::source::LogSource;
@@ -117,14 +119,18 @@ async fn a_replayed_batch_writes_only_what_is_missing() {
     let prefix: Vec<i64> = partition0.iter().take(20).map(|(_, id)| *id).collect();
     let first = f
         .sink
-        .write_batch("q", 5, &marks, false, f.stream(&prefix, true), Vec::new())
+        .write_batch(
+            &to_write(5, &marks, false),
+            f.stream(&prefix, true),
+            Vec::new(),
+        )
         .await
         .unwrap();
     assert_eq!(first.rows, 20);
 
     let replay = f
         .sink
-        .write_batch("q", 5, &marks, true, f.stream(&all, true), Vec::new())
+        .write_batch(&to_write(5, &marks, true), f.stream(&all, true), Vec::new())
         .await
         .unwrap();
     assert_eq!((replay.rows, replay.already_written), (100, 20));
@@ -144,7 +150,11 @@ async fn a_replayed_batch_writes_only_what_is_missing() {
     let more: Vec<i64> = (0..60).collect();
     let err = f
         .sink
-        .write_batch("q", 5, &marks, true, f.stream(&more, true), Vec::new())
+        .write_batch(
+            &to_write(5, &marks, true),
+            f.stream(&more, true),
+            Vec::new(),
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("another producer"), "{err}");
@@ -162,15 +172,23 @@ async fn identity_header_recovery_tolerates_other_producers() {
     );
     let marks = sink.marks().await.unwrap();
     let some: Vec<i64> = (0..100).step_by(3).collect();
-    sink.write_batch("q", 9, &marks, false, f.stream(&some, false), Vec::new())
-        .await
-        .unwrap();
+    sink.write_batch(
+        &to_write(9, &marks, false),
+        f.stream(&some, false),
+        Vec::new(),
+    )
+    .await
+    .unwrap();
     memory_topic(&f.name, 2)
         .append(0, MemoryMessage::value(r#"{"id":-1}"#, 0))
         .unwrap();
     let all: Vec<i64> = (0..100).collect();
     let replay = sink
-        .write_batch("q", 9, &marks, true, f.stream(&all, false), Vec::new())
+        .write_batch(
+            &to_write(9, &marks, true),
+            f.stream(&all, false),
+            Vec::new(),
+        )
         .await
         .unwrap();
     assert_eq!(
@@ -209,5 +227,17 @@ impl super::MessageWriter for IdentityWriter {
     }
     async fn write(&self, messages: &[super::OutgoingMessage]) -> crate::Result<u64> {
         self.0.write(messages).await
+    }
+}
+
+/// Batch `batch` of query `q`, its ranges not needed by these sinks.
+fn to_write(batch: u64, marks: &SinkMarks, replay: bool) -> BatchToWrite<'_> {
+    static NO_SOURCES: BTreeMap<String, crate::checkpoint::SourceRanges> = BTreeMap::new();
+    BatchToWrite {
+        query_id: "q",
+        batch,
+        sources: &NO_SOURCES,
+        marks,
+        replay,
     }
 }

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt;
 
-use super::batch::{BatchSink, BatchWritten};
+use super::batch::{BatchSink, BatchToWrite, BatchWritten};
 use super::encode::OutgoingMessage;
 use super::encode::RowEncoder;
 use super::identity::{batch_prefix, fnv1a_128, identities};
@@ -183,13 +183,17 @@ impl BatchSink for TopicBatchSink {
 
     async fn write_batch(
         &self,
-        query_id: &str,
-        batch: u64,
-        marks: &SinkMarks,
-        replay: bool,
+        to_write: &BatchToWrite<'_>,
         mut rows: SendableRecordBatchStream,
         retracted: Vec<arrow::array::RecordBatch>,
     ) -> Result<BatchWritten> {
+        let BatchToWrite {
+            query_id,
+            batch,
+            marks,
+            replay,
+            ..
+        } = *to_write;
         let mut messages = Vec::new();
         while let Some(b) = rows.next().await {
             let b = b.map_err(|e| self.fail(format!("batch {batch}: the query failed: {e}")))?;

@@ -1,14 +1,15 @@
 //! Real brokers on loopback for datafusion-topics' tests, benchmarks and demo.
 //!
 //! [`brokers`] starts Apache Kafka (KRaft) and nats-server once per process on free loopback
-//! ports, or takes them from `KAFKA_BOOTSTRAP` / `NATS_URL`; [`s3`] starts an S3 server on
-//! first use. Services die with the process that started them (see [`process`]); their logs
+//! ports, or takes them from `KAFKA_BOOTSTRAP` / `NATS_URL`; [`s3`] starts an S3 server and
+//! [`postgres`] a PostgreSQL server on first use. Services die with the process that started them (see [`process`]); their logs
 //! and data live in one run directory ([`run_dir`]), printed on start. The binaries and jars
 //! come from the cache `scripts/install-brokers.sh` fills (`DFT_CACHE`, default
 //! `~/.cache/datafusion-topics`).
 
 pub mod kafka;
 pub mod nats;
+pub mod postgres;
 pub mod process;
 pub mod registry;
 pub mod s3;
@@ -209,6 +210,30 @@ pub fn s3() -> &'static S3 {
             let service = s3::start_s3(run_dir());
             S3 {
                 endpoint: format!("http://127.0.0.1:{}", service.port),
+                service: Some(service),
+            }
+        }
+    })
+}
+
+/// A PostgreSQL server for the own-sink example and test.
+#[derive(Debug)]
+pub struct Postgres {
+    /// `postgresql://postgres@127.0.0.1:port/postgres`, for tokio-postgres and psql.
+    pub url: String,
+    /// The process (None when `DFT_POSTGRES_URL` named an external server).
+    pub service: Option<Service>,
+}
+
+/// PostgreSQL, started on first use (or `DFT_POSTGRES_URL`).
+pub fn postgres() -> &'static Postgres {
+    static POSTGRES: OnceLock<Postgres> = OnceLock::new();
+    POSTGRES.get_or_init(|| match std::env::var("DFT_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => Postgres { url, service: None },
+        _ => {
+            let service = postgres::start_postgres(run_dir());
+            Postgres {
+                url: format!("postgresql://postgres@127.0.0.1:{}/postgres", service.port),
                 service: Some(service),
             }
         }

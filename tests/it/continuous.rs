@@ -54,7 +54,6 @@ pub(crate) fn run_with_kills(
     seed: u64,
     after_kill: Duration,
 ) -> usize {
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let limits = [
         "--trigger",
         "once",
@@ -62,11 +61,30 @@ pub(crate) fn run_with_kills(
         "1000",
         "-q",
     ];
+    kill_and_restart(
+        checkpoint,
+        &|| run_cmd(checkpoint, file, &limits),
+        kills,
+        seed,
+        after_kill,
+    )
+}
+
+/// [`run_with_kills`] for any command that runs a continuous query over `checkpoint` to the
+/// end of its input (available-now).
+pub(crate) fn kill_and_restart(
+    checkpoint: &str,
+    command: &dyn Fn() -> Command,
+    kills: usize,
+    seed: u64,
+    after_kill: Duration,
+) -> usize {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let mut landed = 0;
     for _ in 0..kills {
         let target = planned_batches(checkpoint) + rng.random_range(1..=8);
         let extra = Duration::from_millis(rng.random_range(0..40));
-        let mut child = run_cmd(checkpoint, file, &limits)
+        let mut child = command()
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -91,7 +109,7 @@ pub(crate) fn run_with_kills(
         );
         std::thread::sleep(after_kill);
     }
-    let out = run_cmd(checkpoint, file, &limits).output().unwrap();
+    let out = command().output().unwrap();
     assert!(
         out.status.success(),
         "seed {seed}: the final run failed:\n{}{}",

@@ -8,7 +8,7 @@ use crate::harness::brokers;
 
 /// `target/<profile>/examples/<name>`, found from this test binary's own path
 /// (`target/<profile>/deps/it-…`).
-fn example(name: &str) -> PathBuf {
+pub(crate) fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
     let profile_dir = exe
         .parent()
