@@ -50,6 +50,7 @@ pub mod connectors;
 mod error;
 pub mod format;
 pub mod live;
+pub mod observe;
 pub(crate) mod options;
 pub mod query;
 pub(crate) mod scan;

@@ -89,8 +89,9 @@ impl PhysicalOptimizerRule for BoundTheScanHint {
 /// DataFusion's default session with `STORED AS <connector>` registered for every connector
 /// (`KAFKA`, `NATS`, `MEMORY`), hopping windows (`GROUP BY hop(<slide>, <size>, <event
 /// time>)`, [`HoppingWindows`](crate::windows::HoppingWindows)), live windowed aggregations over watermarked tables
-/// ([`WatermarkWindows`](crate::live::WatermarkWindows)) and [`BoundTheScanHint`] placed
-/// before the sanity check.
+/// ([`WatermarkWindows`](crate::live::WatermarkWindows)), [`BoundTheScanHint`] placed
+/// before the sanity check, and the `checkpoint_progress('URL')` table function
+/// ([`CheckpointProgressFunc`](crate::observe::CheckpointProgressFunc)).
 pub fn session_state_builder(config: SessionConfig) -> SessionStateBuilder {
     let mut rules = PhysicalOptimizer::new().rules;
     let at = rules
@@ -112,7 +113,19 @@ pub fn session_state_builder(config: SessionConfig) -> SessionStateBuilder {
         builder =
             builder.with_table_factory(connector.name().to_string(), Arc::new(TopicTableFactory));
     }
-    builder
+    let mut table_functions: std::collections::HashMap<_, _> =
+        datafusion::execution::SessionStateDefaults::default_table_functions()
+            .into_iter()
+            .map(|f| (f.name().to_string(), f))
+            .collect();
+    table_functions.insert(
+        "checkpoint_progress".to_string(),
+        Arc::new(datafusion::catalog::TableFunction::new(
+            "checkpoint_progress".to_string(),
+            Arc::new(crate::observe::CheckpointProgressFunc),
+        )),
+    );
+    builder.with_table_functions(table_functions)
 }
 
 /// DataFusion's default configuration adjusted for unbounded topic scans: round-robin

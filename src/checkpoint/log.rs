@@ -94,6 +94,11 @@ impl CheckpointLog {
         Ok(existing)
     }
 
+    /// The checkpoint's metadata (its query and id), if it was ever claimed.
+    pub async fn metadata(&self) -> Result<Option<Metadata>> {
+        self.read("metadata").await
+    }
+
     /// The highest batch with an `offsets` file, if any.
     pub async fn latest_offsets(&self) -> Result<Option<u64>> {
         self.latest("offsets").await
@@ -377,6 +382,7 @@ mod tests {
                 partitions,
                 skipped: BTreeMap::new(),
                 work_queue: None,
+                high: Default::default(),
             },
         );
         OffsetsRecord {

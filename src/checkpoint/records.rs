@@ -77,6 +77,20 @@ pub struct SourceRanges {
     /// batch pulls. `partitions` is then empty.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub work_queue: Option<QueueBatch>,
+    /// Partition → its high watermark when the batch was planned: the batch's lag is how far
+    /// each range's end is behind it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub high: BTreeMap<i32, i64>,
+}
+
+impl SourceRanges {
+    /// Offsets between the ranges' ends and the high watermarks when the batch was planned.
+    pub fn lag(&self) -> i64 {
+        self.partitions
+            .iter()
+            .filter_map(|(p, r)| self.high.get(p).map(|h| (h - r.end_or_max()).max(0)))
+            .sum()
+    }
 }
 
 /// What one batch pulls from a work queue: whatever is pending when it runs, capped per reader.

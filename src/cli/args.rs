@@ -82,6 +82,45 @@ pub enum Commands {
     /// Run a continuous query: the file holds the DDL and one INSERT INTO … SELECT …; each
     /// micro-batch's offset ranges are checkpointed, and the output is written exactly once.
     Run(RunArgs),
+    /// Show a continuous query's recent batches from its checkpoint (also while it runs):
+    /// ranges, rows, lag, timings, state.
+    Status(StatusArgs),
+}
+
+/// Arguments of `datafusion-topics status`.
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    /// The checkpoint: file:///dir, s3://bucket/prefix (AWS_* variables), or a local directory.
+    #[arg(long)]
+    pub checkpoint: String,
+
+    /// How many recent batches to show.
+    #[arg(long, default_value_t = crate::observe::DEFAULT_BATCHES)]
+    pub batches: u64,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
+    pub format: StatusFormat,
+}
+
+/// How `status` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusFormat {
+    /// An aligned table.
+    Table,
+    /// One JSON object per batch, one per line.
+    Json,
+    /// CSV with a header.
+    Csv,
+}
+
+/// How `run` reports each batch on stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressFormat {
+    /// A line for people: `batch 3 orders[0:[30,40)] rows=10 lag=0 in 12ms (checkpoint 1.2ms)`.
+    Human,
+    /// One JSON object per batch, for log shippers.
+    Json,
 }
 
 /// Arguments of `datafusion-topics run`.
@@ -128,6 +167,15 @@ pub struct RunArgs {
     /// Print only errors, not a line per batch.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+
+    /// How each batch is reported on stdout: human (a line) or json (an object per line).
+    #[arg(long, value_enum, default_value_t = ProgressFormat::Human)]
+    pub progress: ProgressFormat,
+
+    /// Serve Prometheus metrics (offsets, lag, throughput, batch timings, state) at
+    /// http://ADDR/metrics, e.g. 127.0.0.1:9464.
+    #[arg(long)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Args {

@@ -4,9 +4,11 @@
 
 mod args;
 mod namespaces;
+mod progress_bar;
 mod registry;
 mod run;
 mod shell;
+mod status;
 
 use std::process::ExitCode;
 
@@ -21,6 +23,13 @@ pub async fn main() -> ExitCode {
     let args = Args::parse();
     match &args.subcommand {
         Some(Commands::Run(run_args)) => match run::run(&args, run_args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("Error: {}", message(&e));
+                ExitCode::FAILURE
+            }
+        },
+        Some(Commands::Status(status_args)) => match status::status(status_args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("Error: {}", message(&e));

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use datafusion::error::{DataFusionError, Result};
 
-use super::args::{Args, RunArgs};
+use super::args::{Args, ProgressFormat, RunArgs};
 use crate::query::{ContinuousQuery, Limits, RunOptions};
 
 /// Runs the continuous query of `run` until it finishes (available-now, `--max-batches`),
@@ -12,6 +12,9 @@ use crate::query::{ContinuousQuery, Limits, RunOptions};
 pub async fn run(shell: &Args, run: &RunArgs) -> Result<()> {
     let sql = std::fs::read_to_string(&run.file)
         .map_err(|e| DataFusionError::Execution(format!("cannot read {}: {e}", run.file)))?;
+    if let Some(addr) = run.metrics_addr {
+        crate::observe::serve_prometheus(addr)?;
+    }
     let (ctx, _) = super::shell::session(shell).await?;
     let query = ContinuousQuery::from_sql(ctx, &sql).await?;
     let options = RunOptions {
@@ -25,7 +28,8 @@ pub async fn run(shell: &Args, run: &RunArgs) -> Result<()> {
         commit_group: run.commit_group.clone(),
         output_mode: run.output_mode,
     };
-    if !run.quiet {
+    let json = run.progress == ProgressFormat::Json;
+    if !run.quiet && !json {
         println!(
             "running {} into {}, checkpoint {}, trigger {}",
             run.file,
@@ -36,15 +40,23 @@ pub async fn run(shell: &Args, run: &RunArgs) -> Result<()> {
     }
     let quiet = run.quiet;
     let work = query.run(&options, |p| {
-        if !quiet {
-            println!("{p}");
-            let _ = std::io::stdout().flush();
+        if quiet {
+            return;
         }
+        if json {
+            match serde_json::to_string(p) {
+                Ok(line) => println!("{line}"),
+                Err(e) => log::warn!("batch {}: cannot write its progress as JSON: {e}", p.batch),
+            }
+        } else {
+            println!("{p}");
+        }
+        let _ = std::io::stdout().flush();
     });
     tokio::select! {
         done = work => {
             let batches = done?;
-            if !quiet {
+            if !quiet && !json {
                 println!("finished after {batches} batch(es)");
             }
         }

@@ -42,6 +42,9 @@ pub async fn run(args: Args) -> Result<()> {
             .map_err(|e| DataFusionError::Execution(format!("cannot enter '{dir}': {e}")))?;
     }
     let (ctx, registry) = session(&args).await?;
+    if super::progress_bar::wanted(args.quiet) {
+        super::progress_bar::spawn();
+    }
     let mut print_options = PrintOptions {
         format: args.format,
         quiet: args.quiet,

@@ -18,7 +18,7 @@ use datafusion::physical_plan::{ExecutionPlan, collect, execute_stream};
 use futures::StreamExt;
 
 use super::compile::{ContinuousQuery, QueryKind, SourceRole};
-use super::progress::{BatchProgress, StateProgress};
+use super::progress::{BatchProgress, SourceRead, StateProgress};
 use super::stateful::shape::Shape;
 use super::stateful::watermark::advance;
 use super::stateful::{OutputMode, by_table, run_stages};
@@ -56,8 +56,8 @@ pub(crate) enum Attempt {
 /// What executing a batch produced besides its rows in the sink.
 pub(crate) struct Executed {
     pub written: BatchWritten,
-    /// Average bytes per message read, per source topic.
-    pub avg_bytes: BTreeMap<String, f64>,
+    /// What the scans read, per source topic.
+    pub read: BTreeMap<String, SourceRead>,
     /// Acknowledgements each work-queue table keeps for after the commit.
     pub acks: BTreeMap<String, Arc<DeferredAcks>>,
     /// A stateful query's state after the batch.
@@ -119,10 +119,11 @@ impl ContinuousQuery {
             lag,
             queue_reads,
             state: executed.state.as_ref().map(StateProgress::from),
+            read: executed.read.clone(),
             checkpoint_time,
             elapsed: started.elapsed(),
         };
-        Ok((progress, executed.avg_bytes))
+        Ok((progress, average_message_bytes(&executed.read)))
     }
 
     /// Binds every source to `sources` (the batch's recorded ranges; a stream table with rows
@@ -290,7 +291,7 @@ impl ContinuousQuery {
         let state_write = writing.elapsed();
         Ok(Executed {
             written,
-            avg_bytes: average_message_bytes(&physical),
+            read: scan_reads(&physical),
             acks,
             state,
             state_write,
@@ -383,21 +384,31 @@ pub(crate) fn commit_record(
     }
 }
 
-/// Average bytes per message each topic's scans read, from their statistics.
-fn average_message_bytes(plan: &Arc<dyn ExecutionPlan>) -> BTreeMap<String, f64> {
-    let mut totals: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+/// What each topic's scans in `plan` read, from their statistics.
+fn scan_reads(plan: &Arc<dyn ExecutionPlan>) -> BTreeMap<String, SourceRead> {
+    let mut reads: BTreeMap<String, SourceRead> = BTreeMap::new();
     let _ = plan.apply(|node| {
         if let Some(scan) = node.downcast_ref::<TopicScanExec>() {
             let stats = scan.statistics();
-            let entry = totals.entry(scan.topic().to_string()).or_default();
-            entry.0 += stats.bytes();
-            entry.1 += stats.messages();
+            let read = reads.entry(scan.topic().to_string()).or_default();
+            read.messages += stats.messages();
+            read.bytes += stats.bytes();
+            read.bad += stats.bad();
+            for (p, ms) in stats.newest_ms() {
+                let newest = read.newest_ms.entry(p).or_insert(ms);
+                *newest = (*newest).max(ms);
+            }
         }
         Ok(TreeNodeRecursion::Continue)
     });
-    totals
-        .into_iter()
-        .filter(|(_, (_, n))| *n > 0)
-        .map(|(t, (b, n))| (t, b as f64 / n as f64))
+    reads
+}
+
+/// Average bytes per message of each topic that delivered any.
+fn average_message_bytes(reads: &BTreeMap<String, SourceRead>) -> BTreeMap<String, f64> {
+    reads
+        .iter()
+        .filter(|(_, r)| r.messages > 0)
+        .map(|(t, r)| (t.clone(), r.bytes as f64 / r.messages as f64))
         .collect()
 }

@@ -17,7 +17,7 @@ mod trigger;
 
 pub use crate::scan::Limits;
 pub use compile::ContinuousQuery;
-pub use progress::{BatchProgress, StateProgress};
+pub use progress::{BatchProgress, SourceRead, StateProgress, ranges_text};
 pub use run::RunOptions;
 pub use stateful::{OutputMode, UpdateOutput};
 pub use trigger::Trigger;

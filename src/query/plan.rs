@@ -89,6 +89,7 @@ pub(crate) async fn plan_next(
                         pending: allowed,
                         max_messages: messages_cap(limits, avg),
                     }),
+                    high: Default::default(),
                 };
                 (ranges, pending as i64)
             }
@@ -125,6 +126,7 @@ async fn plan_snapshot(s: &SourceTable, log: &dyn LogSource) -> Result<SourceRan
         partitions: positions.iter().map(|p| (p.partition, p.range)).collect(),
         skipped: BTreeMap::new(),
         work_queue: None,
+        high: Default::default(),
     })
 }
 
@@ -159,6 +161,7 @@ async fn plan_log(
         partitions: BTreeMap::new(),
         skipped: BTreeMap::new(),
         work_queue: None,
+        high: Default::default(),
     };
     let mut lag = 0;
     for (p, w) in partitions.iter().zip(&marks) {
@@ -182,6 +185,7 @@ async fn plan_log(
         )?;
         lag += w.high - planned.range.end_or_max().min(w.high);
         ranges.partitions.insert(*p, planned.range);
+        ranges.high.insert(*p, w.high);
         if planned.skipped > 0 {
             ranges.skipped.insert(*p, planned.skipped as i64);
         }

@@ -165,6 +165,7 @@ mod tests {
             partitions: [(0, OffsetRange::closed(start, end))].into(),
             skipped: Default::default(),
             work_queue: None,
+            high: Default::default(),
         };
         OffsetsRecord {
             format: records::FORMAT.into(),

@@ -4,10 +4,25 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+use serde::Serialize;
+
 use crate::checkpoint::{SourceRanges, StateRecord};
 
+/// What a batch read from one source topic, counted by its scans.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct SourceRead {
+    /// Messages read.
+    pub messages: u64,
+    /// Key, value and header bytes read.
+    pub bytes: u64,
+    /// Messages that could not be decoded.
+    pub bad: u64,
+    /// Per partition, the newest message timestamp read (ms since the epoch).
+    pub newest_ms: BTreeMap<i32, i64>,
+}
+
 /// A stateful query's state after a batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StateProgress {
     /// Groups (windows and keys) kept open.
     pub groups: u64,
@@ -33,8 +48,9 @@ impl From<&StateRecord> for StateProgress {
     }
 }
 
-/// What one batch did.
-#[derive(Debug, Clone)]
+/// What one batch did. Serialized (`--progress json`), durations are in milliseconds
+/// (`checkpoint_ms`, `elapsed_ms`).
+#[derive(Debug, Clone, Serialize)]
 pub struct BatchProgress {
     /// Batch number.
     pub batch: u64,
@@ -55,11 +71,19 @@ pub struct BatchProgress {
     pub queue_reads: BTreeMap<String, u64>,
     /// A stateful query's state after the batch.
     pub state: Option<StateProgress>,
+    /// What the batch's scans read, per source topic.
+    pub read: BTreeMap<String, SourceRead>,
     /// Time the batch spent writing its checkpoint after the sink had its rows: the state
     /// file (stateful queries) and `commits/N`.
+    #[serde(rename = "checkpoint_ms", serialize_with = "millis")]
     pub checkpoint_time: Duration,
     /// Time the batch took.
+    #[serde(rename = "elapsed_ms", serialize_with = "millis")]
     pub elapsed: Duration,
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
 }
 
 impl fmt::Display for BatchProgress {
@@ -68,21 +92,8 @@ impl fmt::Display for BatchProgress {
         if self.replayed {
             f.write_str(" (replay)")?;
         }
-        for (table, s) in &self.sources {
-            if let Some(q) = &s.work_queue {
-                let read = self.queue_reads.get(table).copied().unwrap_or(0);
-                write!(f, " {table}[queue {}: {read} read]", q.consumer)?;
-                continue;
-            }
-            write!(f, " {table}[")?;
-            for (i, (p, r)) in s.partitions.iter().enumerate() {
-                if i > 0 {
-                    f.write_str(" ")?;
-                }
-                write!(f, "{p}:[{},{})", r.start, r.end_or_max())?;
-            }
-            f.write_str("]")?;
-        }
+        f.write_str(" ")?;
+        write_ranges(f, &self.sources, &self.queue_reads)?;
         write!(f, " rows={}", self.rows)?;
         if self.tombstones > 0 {
             write!(f, " tombstones={}", self.tombstones)?;
@@ -112,6 +123,41 @@ impl fmt::Display for BatchProgress {
             short(self.checkpoint_time)
         )
     }
+}
+
+/// Each table's ranges as progress lines show them: `orders[0:[0,10) 1:[0,12)]`, a work
+/// queue as `jobs[queue C: N read]`.
+fn write_ranges(
+    f: &mut impl fmt::Write,
+    sources: &BTreeMap<String, SourceRanges>,
+    queue_reads: &BTreeMap<String, u64>,
+) -> fmt::Result {
+    for (i, (table, s)) in sources.iter().enumerate() {
+        if i > 0 {
+            f.write_str(" ")?;
+        }
+        if let Some(q) = &s.work_queue {
+            let read = queue_reads.get(table).copied().unwrap_or(0);
+            write!(f, "{table}[queue {}: {read} read]", q.consumer)?;
+            continue;
+        }
+        write!(f, "{table}[")?;
+        for (i, (p, r)) in s.partitions.iter().enumerate() {
+            if i > 0 {
+                f.write_str(" ")?;
+            }
+            write!(f, "{p}:[{},{})", r.start, r.end_or_max())?;
+        }
+        f.write_str("]")?;
+    }
+    Ok(())
+}
+
+/// A batch's ranges as progress lines show them (work queues without their read counts).
+pub fn ranges_text(sources: &BTreeMap<String, SourceRanges>) -> String {
+    let mut out = String::new();
+    let _ = write_ranges(&mut out, sources, &BTreeMap::new());
+    out
 }
 
 /// A duration as people read it in a log line: `41ms`, `2.3ms`, `2.31s`.

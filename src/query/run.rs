@@ -86,10 +86,32 @@ impl ContinuousQuery {
         let output_mode = self.output_mode(options.output_mode)?;
         let log = CheckpointLog::open(&options.checkpoint)?;
         let meta = log.claim(&self.text).await?;
+        let query_id = meta.query_id.clone();
+        let mut report = |p: &BatchProgress| {
+            crate::observe::record_batch(&query_id, p, now_ms());
+            progress(p);
+        };
+        let outcome = self
+            .run_claimed(options, output_mode, &log, &meta, &mut report)
+            .await;
+        if let Err(TopicsError::Fenced { .. }) = &outcome {
+            crate::observe::record_fenced(&meta.query_id);
+        }
+        outcome
+    }
+
+    async fn run_claimed(
+        &self,
+        options: &RunOptions,
+        output_mode: OutputMode,
+        log: &CheckpointLog,
+        meta: &crate::checkpoint::Metadata,
+        progress: &mut impl FnMut(&BatchProgress),
+    ) -> Result<u64> {
         let runner = new_id();
         let run = RunContext {
-            log: &log,
-            meta: &meta,
+            log,
+            meta,
             runner: &runner,
             commit_group: options.commit_group.as_deref(),
             output_mode,
@@ -148,6 +170,7 @@ impl ContinuousQuery {
                     );
                     log.write_commit(&commit_record(&record, &runner, Default::default(), true))
                         .await?;
+                    crate::observe::record_abandoned(&meta.query_id);
                     ends = edges_of(&record.sources, |r| r.start);
                 } else {
                     let attempt = match start {

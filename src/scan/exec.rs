@@ -117,6 +117,7 @@ pub struct ScanStatistics {
     bytes: AtomicU64,
     skipped: AtomicU64,
     bad: AtomicU64,
+    newest: std::sync::Mutex<std::collections::BTreeMap<i32, i64>>,
 }
 
 impl ScanStatistics {
@@ -148,6 +149,20 @@ impl ScanStatistics {
 
     pub(super) fn add_bad(&self, bad: usize) {
         self.bad.fetch_add(bad as u64, Ordering::Relaxed);
+    }
+
+    /// Per partition (or work-queue reader), the newest message timestamp read (ms).
+    pub fn newest_ms(&self) -> std::collections::BTreeMap<i32, i64> {
+        self.newest
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub(super) fn note_newest(&self, partition: i32, ms: i64) {
+        let mut newest = self.newest.lock().unwrap_or_else(|p| p.into_inner());
+        let entry = newest.entry(partition).or_insert(ms);
+        *entry = (*entry).max(ms);
     }
 }
 

@@ -69,6 +69,8 @@ pub(super) struct PartitionStream {
     metrics: ScanMetrics,
     baseline: BaselineMetrics,
     statistics: Arc<ScanStatistics>,
+    /// This stream's share of the process's bounded-scan progress (closed ranges only).
+    progress: Option<crate::observe::ScanProgressGuard>,
 }
 
 impl PartitionStream {
@@ -89,11 +91,20 @@ impl PartitionStream {
             fail_on_data_loss: settings.fail_on_data_loss,
         };
         let scan_metrics = ScanMetrics::new(metrics, partition);
+        let mut progress = None;
         let (raw, topic): (RawBatchStream, Arc<str>) = match input {
             ScanInput::Log { source, partitions } => {
                 let scan = partitions[partition].clone();
                 if let Some(tracker) = &settings.event_time {
                     tracker.register(scan.partition);
+                }
+                if scan.ranges.iter().all(|r| r.end.is_some()) {
+                    let total = scan
+                        .ranges
+                        .iter()
+                        .map(|r| r.end_or_max() - r.start)
+                        .sum::<i64>();
+                    progress = Some(crate::observe::ScanProgressGuard::start(total.max(0) as u64));
                 }
                 scan_metrics.skipped.add(scan.skipped as usize);
                 statistics.add_read(0, 0, scan.skipped);
@@ -141,6 +152,7 @@ impl PartitionStream {
             metrics: scan_metrics,
             baseline: BaselineMetrics::new(metrics, partition),
             statistics,
+            progress,
         };
         Ok(futures::stream::unfold(state, |mut s| async move {
             let item = s.next().await?;
@@ -178,6 +190,12 @@ impl PartitionStream {
         self.metrics.bytes.add(raw.bytes as usize);
         self.metrics.skipped.add(raw.skipped as usize);
         self.statistics.add_read(raw.len(), raw.bytes, raw.skipped);
+        if let Some(progress) = &mut self.progress {
+            progress.advance(raw.len() as u64 + raw.skipped);
+        }
+        if let Some(ms) = raw.newest_ms {
+            self.statistics.note_newest(raw.partition, ms);
+        }
         self.settings.formats.prefetch(&raw).await?;
         let (parts, bad) = {
             let _timer = self.metrics.decode_time.timer();

@@ -56,6 +56,9 @@ pub struct RawBatch {
     pub bytes: u64,
     /// Offsets skipped before these messages because they were removed (data loss allowed).
     pub skipped: u64,
+    /// The newest message timestamp among these messages (ms), whether or not the query
+    /// reads `_timestamp`: how far behind the log's head a reader is, in time.
+    pub newest_ms: Option<i64>,
 }
 
 impl RawBatch {
@@ -94,6 +97,7 @@ pub struct RawBatchBuilder {
     subjects: Option<StringBuilder>,
     bytes: u64,
     skipped: u64,
+    newest_ms: Option<i64>,
     capacity: usize,
 }
 
@@ -116,6 +120,7 @@ impl RawBatchBuilder {
                 .then(|| StringBuilder::with_capacity(capacity, 0)),
             bytes: 0,
             skipped: 0,
+            newest_ms: None,
             capacity,
         }
     }
@@ -134,6 +139,9 @@ impl RawBatchBuilder {
     {
         self.offsets.append_value(offset);
         self.bytes += (key.map_or(0, <[u8]>::len) + value.map_or(0, <[u8]>::len)) as u64;
+        if let Some(t) = timestamp_ms {
+            self.newest_ms = Some(self.newest_ms.map_or(t, |n| n.max(t)));
+        }
         if let Some(b) = &mut self.timestamps {
             b.append_option(timestamp_ms);
         }
@@ -206,6 +214,7 @@ impl RawBatchBuilder {
             subjects: self.subjects.as_mut().map(StringBuilder::finish),
             bytes: self.bytes,
             skipped: self.skipped,
+            newest_ms: self.newest_ms.take(),
         };
         self.bytes = 0;
         self.skipped = 0;

@@ -15,6 +15,8 @@ mod kafka_start_positions;
 mod nats;
 mod nats_work_queue;
 #[cfg(feature = "cli")]
+mod observe;
+#[cfg(feature = "cli")]
 mod own_sink;
 mod pushdown;
 mod registry_replay;

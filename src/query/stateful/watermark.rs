@@ -155,6 +155,7 @@ mod tests {
                     .collect(),
                 skipped: BTreeMap::new(),
                 work_queue: None,
+                high: Default::default(),
             },
         )]
         .into()
