@@ -188,15 +188,27 @@ pub(crate) async fn await_delivery(f: rdkafka::producer::DeliveryFuture) {
 
 /// Produces `n` payloads round-robin over the partitions; returns the time it took.
 pub(crate) async fn fill_kafka(topic: &str, n: u64) -> Duration {
+    fill_kafka_with(topic, n, |i| (payload(i, 1_700_000_000_000_000 + i), None)).await
+}
+
+/// Produces `n` messages round-robin over the partitions, message `i` being `message(i)`'s
+/// payload and create time (ms; `None`: now); returns the time it took.
+pub(crate) async fn fill_kafka_with(
+    topic: &str,
+    n: u64,
+    message: impl Fn(u64) -> (String, Option<i64>),
+) -> Duration {
     let started = Instant::now();
     let producer = kafka_producer(20);
     let mut pending = VecDeque::new();
     for i in 0..n {
-        let f = send_kafka(
+        let (value, timestamp) = message(i);
+        let f = send_kafka_at(
             &producer,
             topic,
             (i % PARTITIONS as u64) as i32,
-            payload(i, 1_700_000_000_000_000 + i).as_bytes(),
+            value.as_bytes(),
+            timestamp,
         )
         .await;
         pending.push_back(f);

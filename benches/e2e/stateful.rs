@@ -16,7 +16,7 @@
 //! the end (the next message on the slowest partition follows within 1/rate): the time from
 //! the watermark passing a window's end to its row being in the sink.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -53,31 +53,12 @@ fn now_ms() -> i64 {
 
 /// Produces `n` payloads with create times `STEP_MS` apart, ending an hour ago.
 async fn fill_timed(topic: &str, n: u64) -> Duration {
-    let started = Instant::now();
     let base = now_ms() - 3_600_000 - n as i64 * STEP_MS;
     let base = base - base.rem_euclid(60_000);
-    let producer = kafka_producer(20);
-    let mut pending = VecDeque::new();
-    for i in 0..n {
-        let f = send_kafka_at(
-            &producer,
-            topic,
-            (i % PARTITIONS as u64) as i32,
-            payload(i, 0).as_bytes(),
-            Some(base + i as i64 * STEP_MS),
-        )
-        .await;
-        pending.push_back(f);
-        if pending.len() >= 100_000 {
-            for f in pending.drain(..50_000) {
-                await_delivery(f).await;
-            }
-        }
-    }
-    for f in pending {
-        await_delivery(f).await;
-    }
-    started.elapsed()
+    fill_kafka_with(topic, n, |i| {
+        (payload(i, 0), Some(base + i as i64 * STEP_MS))
+    })
+    .await
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
