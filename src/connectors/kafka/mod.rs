@@ -3,6 +3,7 @@
 
 mod admin;
 mod config;
+mod consumer_pool;
 mod options;
 mod reader;
 mod source;

@@ -3,7 +3,8 @@
 //! The thread owns one librdkafka consumer assigned to a single partition (no group, no
 //! commits) and sends [`RawBatch`]es through a small bounded channel: backpressure comes from
 //! the channel, and dropping the stream closes it, which ends the thread within one poll
-//! interval and releases the consumer.
+//! interval and releases the consumer. A consumer that read its range to the end is parked
+//! in the [`consumer_pool`](super::consumer_pool) for the next read of the partition.
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +18,7 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
 use super::config::KafkaConfig;
+use super::consumer_pool::{self, PoolKey};
 use crate::error::{Result, TopicsError};
 use crate::source::{
     OffsetRange, RawBatch, RawBatchBuilder, RawBatchStream, ReadRequest, RunningGuard,
@@ -43,12 +45,18 @@ pub(super) fn read_partition(
     let guard = RunningGuard::start(&config.topic);
     let spawned = std::thread::Builder::new().name(name).spawn(move || {
         let mut consumer = None;
-        if let Err(e) = run(&config, partition, range, request, &tx, &mut consumer) {
-            let _ = tx.blocking_send(Err(e));
-        }
+        let reusable = match run(&config, partition, range, request, &tx, &mut consumer) {
+            Ok(reusable) => reusable,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                None
+            }
+        };
         // The scan sees the end first; librdkafka's teardown (about 100 ms) happens after.
         drop(tx);
-        drop(consumer);
+        if let (Some(consumer), Some((key, next))) = (consumer, reusable) {
+            consumer_pool::park(key, consumer, next);
+        }
         drop(guard);
     });
     if let Err(e) = spawned {
@@ -74,7 +82,8 @@ fn emit(tx: &mpsc::Sender<Result<RawBatch>>, builder: &mut RawBatchBuilder) -> b
 }
 
 /// Reads into `tx`, keeping the consumer in `slot` so the caller can close the channel
-/// before destroying it.
+/// before destroying it. Returns the consumer's pool key and next offset when it stopped
+/// exactly where the next read of the partition would start (so it can be parked).
 fn run(
     config: &KafkaConfig,
     partition: i32,
@@ -82,10 +91,11 @@ fn run(
     request: ReadRequest,
     tx: &mpsc::Sender<Result<RawBatch>>,
     slot: &mut Option<ScanConsumer>,
-) -> Result<()> {
+) -> Result<Option<(PoolKey, i64)>> {
     let topic = &config.topic;
     let action = || format!("reading {topic} partition {partition} range {range}");
     let mut client_config = config.consumer_config(None);
+    let key = PoolKey::new(&client_config, topic, partition);
     // librdkafka prefetches up to 100000 messages past what was asked for. A closed range
     // needs none beyond its end, and every extra fetch costs the brokers a read.
     if config.properties.get("queued.min.messages").is_none() {
@@ -101,17 +111,37 @@ fn run(
     if config.properties.get("fetch.queue.backoff.ms").is_none() {
         client_config.set("fetch.queue.backoff.ms", FETCH_QUEUE_BACKOFF_MS);
     }
-    let consumer: &ScanConsumer = slot.insert(
-        client_config
-            .create_with_context(ScanContext)
-            .map_err(|e| config.client_error(action(), e))?,
-    );
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Offset(range.start))
-        .map_err(|e| config.client_error(action(), e))?;
-    consumer
-        .assign(&tpl)
-        .map_err(|e| config.client_error(action(), e))?;
+    let consumer: &ScanConsumer = match consumer_pool::take(key, range.start) {
+        // A parked consumer stopped at range.start; seeking there anyway drops what it
+        // queued meanwhile, including a partition-end event from before the new messages
+        // (librdkafka discards fetch results older than a seek).
+        Some(parked) => {
+            let consumer = slot.insert(parked);
+            consumer
+                .seek(
+                    topic,
+                    partition,
+                    Offset::Offset(range.start),
+                    config.timeout,
+                )
+                .map_err(|e| config.client_error(action(), e))?;
+            consumer
+        }
+        None => {
+            let consumer = slot.insert(
+                client_config
+                    .create_with_context(ScanContext)
+                    .map_err(|e| config.client_error(action(), e))?,
+            );
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition_offset(topic, partition, Offset::Offset(range.start))
+                .map_err(|e| config.client_error(action(), e))?;
+            consumer
+                .assign(&tpl)
+                .map_err(|e| config.client_error(action(), e))?;
+            consumer
+        }
+    };
 
     let mut builder = RawBatchBuilder::new(partition, request.needs, request.batch_rows.max(1));
     let mut remaining = request.max_messages.unwrap_or(u64::MAX);
@@ -120,7 +150,7 @@ fn run(
 
     loop {
         if tx.is_closed() {
-            return Ok(());
+            return Ok(None);
         }
         // Buffered rows wait at most LINGER for company, not a whole poll interval.
         let wait = first_buffered.map_or(POLL_INTERVAL, |t| {
@@ -131,15 +161,16 @@ fn run(
                 if first_buffered.is_some_and(|t| t.elapsed() >= LINGER) {
                     first_buffered = None;
                     if !emit(tx, &mut builder) {
-                        return Ok(());
+                        return Ok(None);
                     }
                 }
             }
             Some(Ok(m)) => {
                 let offset = m.offset();
                 if range.end.is_some_and(|end| offset >= end) {
+                    // A message past the range was taken from the queue: not reusable.
                     emit(tx, &mut builder);
-                    return Ok(());
+                    return Ok(None);
                 }
                 builder.append(
                     offset,
@@ -158,13 +189,16 @@ fn run(
                 first_buffered.get_or_insert_with(Instant::now);
                 let range_done = range.end.is_some_and(|end| next_offset >= end);
                 if remaining == 0 || range_done {
-                    emit(tx, &mut builder);
-                    return Ok(());
+                    // A closed range read to its end is what the next micro-batch continues
+                    // from; nothing past it was taken from the queue. (A LIMIT's consumer is
+                    // not kept: nothing says a later read starts where it stopped.)
+                    let sent = emit(tx, &mut builder);
+                    return Ok((sent && range_done).then_some((key, next_offset)));
                 }
                 if builder.is_full() {
                     first_buffered = None;
                     if !emit(tx, &mut builder) {
-                        return Ok(());
+                        return Ok(None);
                     }
                 }
             }
@@ -173,7 +207,7 @@ fn run(
                 // closed range never ends beyond the high watermark it was planned against.
                 first_buffered = None;
                 if !emit(tx, &mut builder) || range.end.is_some() {
-                    return Ok(());
+                    return Ok(None);
                 }
             }
             Some(Err(e)) if is_transient(&e) => {
@@ -196,7 +230,7 @@ fn run(
                 next_offset = low;
                 if range.end.is_some_and(|end| next_offset >= end) {
                     emit(tx, &mut builder);
-                    return Ok(());
+                    return Ok(None);
                 }
                 let mut tpl = TopicPartitionList::new();
                 tpl.add_partition_offset(topic, partition, Offset::Offset(low))
