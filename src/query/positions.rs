@@ -36,11 +36,13 @@ pub(crate) enum Start {
 
 /// Decides how a run starts from the sink's last commit (`sink`) and the checkpoint's newest
 /// batch (`checkpoint`; `None` when empty). `stateful` queries keep their state only in the
-/// checkpoint, so they cannot start from the sink alone.
+/// checkpoint, so they cannot start from the sink alone. `streams` are the tables read
+/// incrementally (a snapshot table's next range starts over, not where the last one ended).
 pub(crate) fn reconcile(
     sink: Option<&SinkCommitted>,
     checkpoint: Option<CheckpointAt<'_>>,
     stateful: bool,
+    streams: &std::collections::BTreeSet<String>,
     sink_name: &str,
     checkpoint_url: &str,
 ) -> Result<Start> {
@@ -122,7 +124,7 @@ pub(crate) fn reconcile(
                     (t.clone(), starts)
                 })
                 .collect();
-            for (table, partitions) in &s.ends {
+            for (table, partitions) in s.ends.iter().filter(|(t, _)| streams.contains(*t)) {
                 for (p, end) in partitions {
                     if let Some(start) = starts.get(table).and_then(|t| t.get(p))
                         && start != end
@@ -196,7 +198,8 @@ mod tests {
             record,
             committed: *committed,
         });
-        reconcile(s.as_ref(), at, stateful, "pg", "file:///cp")
+        let streams = ["orders".to_string()].into();
+        reconcile(s.as_ref(), at, stateful, &streams, "pg", "file:///cp")
     }
 
     #[test]
@@ -242,6 +245,20 @@ mod tests {
         assert!(
             err.contains("keeps state") && err.contains("file:///cp"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_snapshot_table_starting_over_is_no_disagreement() {
+        let mut r = record(3, 30, 40);
+        let mut snapshot = r.sources["orders"].clone();
+        snapshot.partitions = [(0, OffsetRange::closed(0, 500))].into();
+        r.sources.insert("customers".to_string(), snapshot);
+        let mut s = sink(2, 30);
+        s.ends.insert("customers".to_string(), [(0, 500)].into());
+        assert_eq!(
+            start(Some(s), Some((r, false)), false).unwrap(),
+            Start::FromCheckpoint
         );
     }
 

@@ -296,10 +296,12 @@ impl ContinuousQuery {
             )));
         }
         let committed = self.sink.committed().await?;
+        let streams = self.stream_topics().into_keys().collect();
         reconcile(
             committed.as_ref(),
             at,
             self.kind != QueryKind::Stateless,
+            &streams,
             &self.sink.describe(),
             url,
         )
