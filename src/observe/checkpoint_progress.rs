@@ -59,6 +59,9 @@ pub async fn checkpoint_progress(url: &str, batches: u64) -> Result<RecordBatch>
     }
     let mut rows: Vec<(OffsetsRecord, Option<CommitRecord>)> = Vec::new();
     if let Some(last) = log.latest_offsets().await? {
+        // Purging keeps the last RETAINED_BATCHES batches (and one in flight): do not ask the
+        // store for files that cannot be there.
+        let batches = batches.min(crate::checkpoint::RETAINED_BATCHES + 1);
         for n in last.saturating_sub(batches.saturating_sub(1))..=last {
             if let Some(offsets) = log.offsets(n).await? {
                 let commit = log.commit(n).await?;
