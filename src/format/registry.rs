@@ -245,7 +245,19 @@ impl SchemaRegistry {
             url: url.to_string(),
             detail,
         };
-        let response = request.send().await.map_err(|e| {
+        // Every request made here is idempotent (reads, and registering a schema, which
+        // answers with the same id when it is already there): one that got no answer or no
+        // connection is sent once more before the error.
+        let retry = request.try_clone();
+        let first = request.send().await;
+        let response = match (first, retry) {
+            (Err(e), Some(retry)) if e.is_timeout() || e.is_connect() => {
+                log::warn!("schema registry {url}: {e}; asking once more");
+                retry.send().await
+            }
+            (outcome, _) => outcome,
+        };
+        let response = response.map_err(|e| {
             fail(if e.is_timeout() {
                 format!("no answer in time ({e}); is the registry running?")
             } else {
