@@ -6,12 +6,14 @@ use arrow::array::AsArray;
 use arrow::datatypes::{Int64Type, TimestampNanosecondType};
 
 use crate::connectors::memory::{MemoryMessage, memory_topic};
+use datafusion::prelude::SessionContext;
+
 use crate::session::session_context;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_live_window_closes_although_a_partition_is_idle() {
-    let name = format!("live-{}", crate::checkpoint::new_id());
-    let topic = memory_topic(&name, 2);
+/// Table `w` over a two-partition topic `name`: 600 messages one second apart in partition 0,
+/// none in partition 1, event time `_timestamp`, idle after 1 s.
+async fn idle_partition_table(name: &str) -> SessionContext {
+    let topic = memory_topic(name, 2);
     for i in 0..600i64 {
         topic
             .append(
@@ -28,6 +30,13 @@ async fn a_live_window_closes_although_a_partition_is_idle() {
     ))
     .await
     .unwrap();
+    ctx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_window_closes_although_a_partition_is_idle() {
+    let name = format!("live-{}", crate::checkpoint::new_id());
+    let ctx = idle_partition_table(&name).await;
     let query = "SELECT date_bin(INTERVAL '1 minute', _timestamp) AS w, count(*) AS n FROM w GROUP BY 1 LIMIT 3";
     let plan = ctx
         .sql(&format!("EXPLAIN {query}"))
@@ -74,23 +83,7 @@ async fn a_live_window_closes_although_a_partition_is_idle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_hopping_windows_close_by_the_watermark() {
     let name = format!("live-hop-{}", crate::checkpoint::new_id());
-    let topic = memory_topic(&name, 2);
-    for i in 0..600i64 {
-        topic
-            .append(
-                0,
-                MemoryMessage::value(format!(r#"{{"id":{i}}}"#), i * 1_000),
-            )
-            .unwrap();
-    }
-    let ctx = session_context();
-    ctx.sql(&format!(
-        "CREATE EXTERNAL TABLE w (id BIGINT) STORED AS MEMORY LOCATION 'mem:///{name}'
-           OPTIONS ('value.format' 'json', 'watermark.column' '_timestamp',
-                    'watermark.idle-timeout' '1s')"
-    ))
-    .await
-    .unwrap();
+    let ctx = idle_partition_table(&name).await;
     let query =
         "SELECT hop(INTERVAL '30 seconds', INTERVAL '1 minute', _timestamp) AS w, count(*) AS n
                  FROM w GROUP BY 1 LIMIT 4";

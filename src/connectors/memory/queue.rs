@@ -207,20 +207,7 @@ fn build(
 ) -> RawBatch {
     let mut builder = RawBatchBuilder::new(reader, request.needs, taken.len().max(1));
     for (offset, m) in taken {
-        builder.append(
-            *offset,
-            Some(m.timestamp),
-            m.key.as_deref(),
-            m.value.as_deref(),
-            || {
-                m.headers
-                    .iter()
-                    .map(|(k, v)| (k.as_str(), Some(v.as_slice())))
-            },
-        );
-        if let Some(subject) = &m.subject {
-            builder.append_subject(subject);
-        }
+        m.append_to(&mut builder, *offset);
     }
     builder.finish()
 }

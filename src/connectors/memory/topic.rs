@@ -32,6 +32,24 @@ pub struct MemoryMessage {
 }
 
 impl MemoryMessage {
+    /// Appends this message, stored at `offset`, to a raw batch being built.
+    pub(super) fn append_to(&self, builder: &mut RawBatchBuilder, offset: i64) {
+        builder.append(
+            offset,
+            Some(self.timestamp),
+            self.key.as_deref(),
+            self.value.as_deref(),
+            || {
+                self.headers
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), Some(v.as_slice())))
+            },
+        );
+        if let Some(subject) = &self.subject {
+            builder.append_subject(subject);
+        }
+    }
+
     /// A message with only a value, stamped `timestamp`.
     pub fn value(value: impl Into<Vec<u8>>, timestamp: i64) -> Self {
         Self {
@@ -292,21 +310,7 @@ impl MemoryReader {
                 }
                 let stop = self.end.unwrap_or(i64::MAX).min(p.high());
                 while self.next < stop && !builder.is_full() && self.remaining > 0 {
-                    let m = &p.messages[(self.next - p.first) as usize];
-                    builder.append(
-                        self.next,
-                        Some(m.timestamp),
-                        m.key.as_deref(),
-                        m.value.as_deref(),
-                        || {
-                            m.headers
-                                .iter()
-                                .map(|(k, v)| (k.as_str(), Some(v.as_slice())))
-                        },
-                    );
-                    if let Some(subject) = &m.subject {
-                        builder.append_subject(subject);
-                    }
+                    p.messages[(self.next - p.first) as usize].append_to(&mut builder, self.next);
                     self.next += 1;
                     self.remaining -= 1;
                 }

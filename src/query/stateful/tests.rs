@@ -17,10 +17,11 @@ fn name(prefix: &str) -> String {
 const MINUTE: i64 = 60_000;
 
 /// An input topic of events `(partition, event time ms, customer, amount)`.
-fn input_with(events: &[(i32, i64, &str, i64)], partitions: usize) -> String {
+fn input_with(events: &[(i32, i64, impl AsRef<str>, i64)], partitions: usize) -> String {
     let input = name("events");
     let topic = memory_topic(&input, partitions);
     for (p, t, customer, amount) in events {
+        let customer = customer.as_ref();
         topic
             .append(
                 *p,
@@ -531,11 +532,7 @@ async fn old_checkpoint_files_are_purged_and_the_query_goes_on() {
     let events: Vec<(i32, i64, String, i64)> = (0..125i64)
         .map(|i| (0, i, format!("c{}", i % 5), 1))
         .collect();
-    let borrowed: Vec<(i32, i64, &str, i64)> = events
-        .iter()
-        .map(|(p, t, c, a)| (*p, *t, c.as_str(), *a))
-        .collect();
-    let input = input_with(&borrowed, 1);
+    let input = input_with(&events, 1);
     let run = Run::new(
         &input,
         "",
@@ -574,11 +571,7 @@ async fn keyed_aggregates_write_the_changed_keys_after_each_batch() {
     let events: Vec<(i32, i64, String, i64)> = (0..60i64)
         .map(|i| ((i % 3) as i32, i * 1000, format!("c{}", i % 7), i))
         .collect();
-    let borrowed: Vec<(i32, i64, &str, i64)> = events
-        .iter()
-        .map(|(p, t, c, a)| (*p, *t, c.as_str(), *a))
-        .collect();
-    let input = input_with(&borrowed, 3);
+    let input = input_with(&events, 3);
     // No column list: the SELECT fills the value columns.
     let run = Run::new(
         &input,
