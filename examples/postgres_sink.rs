@@ -24,7 +24,7 @@ use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion_topics::{
     BatchSink, BatchToWrite, BatchWritten, ContinuousQuery, Limits, RunOptions, SinkCommitted,
-    TopicsError, Trigger, session_context,
+    TopicPartition, TopicsError, Trigger, session_context,
 };
 use futures::StreamExt;
 use tokio::sync::Mutex;
@@ -53,9 +53,9 @@ impl PostgresTotals {
                 "CREATE TABLE IF NOT EXISTS {name}_totals (
                      customer TEXT PRIMARY KEY, orders BIGINT NOT NULL, amount BIGINT NOT NULL);
                  CREATE TABLE IF NOT EXISTS {name}_offsets (
-                     batch BIGINT NOT NULL, source TEXT NOT NULL, part INT NOT NULL,
-                     start_offset BIGINT NOT NULL, end_offset BIGINT NOT NULL,
-                     PRIMARY KEY (batch, source, part));"
+                     batch BIGINT NOT NULL, source TEXT NOT NULL, topic TEXT NOT NULL,
+                     part INT NOT NULL, start_offset BIGINT NOT NULL, end_offset BIGINT NOT NULL,
+                     PRIMARY KEY (batch, source, topic, part));"
             ))
             .await
             .map_err(|e| fail(name, format!("cannot create the tables: {e}")))?;
@@ -104,7 +104,7 @@ impl BatchSink for PostgresTotals {
         let rows = client
             .query(
                 &format!(
-                    "SELECT batch, source, part, end_offset FROM {0}_offsets
+                    "SELECT batch, source, topic, part, end_offset FROM {0}_offsets
                      WHERE batch = (SELECT max(batch) FROM {0}_offsets)",
                     self.name
                 ),
@@ -115,11 +115,12 @@ impl BatchSink for PostgresTotals {
         let Some(first) = rows.first() else {
             return Ok(None);
         };
-        let mut ends: BTreeMap<String, BTreeMap<i32, i64>> = BTreeMap::new();
+        let mut ends: BTreeMap<String, BTreeMap<TopicPartition, i64>> = BTreeMap::new();
         for row in &rows {
+            let topic: String = row.get(2);
             ends.entry(row.get(1))
                 .or_default()
-                .insert(row.get(2), row.get(3));
+                .insert(TopicPartition::new(topic, row.get(3)), row.get(4));
         }
         Ok(Some(SinkCommitted {
             batch: first.get::<_, i64>(0) as u64,
@@ -193,15 +194,22 @@ impl BatchSink for PostgresTotals {
         .await
         .map_err(|e| pg("add to the totals", e))?;
         let insert = format!(
-            "INSERT INTO {}_offsets (batch, source, part, start_offset, end_offset)
-             VALUES ($1, $2, $3, $4, $5)",
+            "INSERT INTO {}_offsets (batch, source, topic, part, start_offset, end_offset)
+             VALUES ($1, $2, $3, $4, $5, $6)",
             self.name
         );
         for (table, ranges) in batch.sources {
             for (partition, range) in &ranges.partitions {
                 tx.execute(
                     &insert,
-                    &[&n, table, partition, &range.start, &range.end_or_max()],
+                    &[
+                        &n,
+                        table,
+                        &partition.topic.as_ref(),
+                        &partition.partition,
+                        &range.start,
+                        &range.end_or_max(),
+                    ],
                 )
                 .await
                 .map_err(|e| pg("record the offsets", e))?;

@@ -10,7 +10,7 @@ use async_trait::async_trait;
 use crate::error::{Result, TopicsError};
 use crate::options::{OptionBag, OptionDecl, ScanOptions};
 use crate::sink::MessageWriter;
-use crate::source::{LogSource, TableSource};
+use crate::source::{LogSource, TableSource, TopicSelector};
 use crate::table::MetadataColumn;
 
 /// A kind of broker: its name, location scheme, metadata columns and options, and how to
@@ -49,8 +49,8 @@ pub trait Connector: Send + Sync + Debug {
 /// One table's connection: what it reads, how it writes, how dead letters leave.
 #[async_trait]
 pub trait ConnectorTable: Send + Sync + Debug {
-    /// The topic (or stream) name, for messages and registry subjects.
-    fn topic(&self) -> &str;
+    /// The topics (streams) the table reads: the location's list, or `topic.pattern`.
+    fn topics(&self) -> &TopicSelector;
 
     /// Creates the topic (stream) when it is missing and the options asked for that
     /// (`topic.create`); true when it was created.
@@ -59,11 +59,12 @@ pub trait ConnectorTable: Send + Sync + Debug {
     /// What scans read.
     fn source(&self) -> Result<TableSource>;
 
-    /// The log view of the topic, for sampling (JSON inference) and for reading back what a
-    /// sink wrote, even when scans read it as a queue.
+    /// The log view of the topic, for reading back what a sink wrote, even when scans read it
+    /// as a queue. An error for a table over several topics.
     fn log(&self) -> Result<Arc<dyn LogSource>>;
 
-    /// The writer `INSERT INTO` and continuous-query sinks use.
+    /// The writer `INSERT INTO` and continuous-query sinks use (an error for a table over
+    /// several topics).
     fn writer(&self) -> Result<Arc<dyn MessageWriter>>;
 
     /// A writer of dead letters to `destination` (a topic on the same brokers, or a subject

@@ -66,7 +66,8 @@ pub use error::{Result, TopicsError, topics_error};
 pub use format::registry::{SchemaRegistry, SchemaType};
 pub use format::{ErrorPolicy, FormatKind, TableFormats};
 pub use options::{
-    BoundedMode, OptionBag, OptionDecl, ScanOptions, StartupMode, options_from_pairs,
+    BoundedMode, MinPartitions, OnDeleted, OptionBag, OptionDecl, ScanOptions, StartupMode,
+    TopicOptions, options_from_pairs,
 };
 pub use query::{BatchProgress, ContinuousQuery, Limits, RunOptions, Trigger};
 pub use scan::{PartitionScan, ScanInput, ScanStatistics, TimestampOrder, TopicScanExec};
@@ -76,6 +77,7 @@ pub use session::{
 pub use sink::{
     BatchSink, BatchToWrite, BatchWritten, MessageWriter, OutgoingMessage, Recovery, SinkCommitted,
 };
+pub use source::{LogSet, TopicPartition, TopicSelector};
 #[allow(deprecated)]
 pub use table::StreamingTableProvider;
 pub use table::{

@@ -10,7 +10,9 @@ use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use super::records::{CommitRecord, FORMAT, Metadata, OffsetsRecord, VERSION};
+use super::records::{
+    self, CommitRecord, FORMAT, Metadata, OLDEST_READABLE, OffsetsRecord, VERSION,
+};
 use super::store::{self, Location};
 use crate::error::{Result, TopicsError};
 
@@ -137,12 +139,32 @@ impl CheckpointLog {
 
     /// Reads `offsets/N`.
     pub async fn offsets(&self, batch: u64) -> Result<Option<OffsetsRecord>> {
-        self.read(&Self::file_name("offsets", batch)).await
+        let name = Self::file_name("offsets", batch);
+        let Some(mut value) = self.read_value(&name).await? else {
+            return Ok(None);
+        };
+        if version_of(&value) == 1 {
+            records::migrate_offsets_v1(&mut value);
+        }
+        self.decode(&name, value).map(Some)
     }
 
     /// Reads `commits/N`.
     pub async fn commit(&self, batch: u64) -> Result<Option<CommitRecord>> {
-        self.read(&Self::file_name("commits", batch)).await
+        let name = Self::file_name("commits", batch);
+        let Some(mut value) = self.read_value(&name).await? else {
+            return Ok(None);
+        };
+        if version_of(&value) == 1 {
+            // Version 1 state keys are partition numbers of each table's one topic, which
+            // the batch's offsets file names.
+            let offsets = self
+                .read_value(&Self::file_name("offsets", batch))
+                .await?
+                .unwrap_or_default();
+            records::migrate_commit_v1(&mut value, &records::source_topics(&offsets));
+        }
+        self.decode(&name, value).map(Some)
     }
 
     /// Writes `offsets/N` if absent; fails with [`TopicsError::Fenced`] if it exists.
@@ -151,7 +173,7 @@ impl CheckpointLog {
         if self.put_if_absent(&name, record).await? {
             return Ok(());
         }
-        let other = self.read::<OffsetsRecord>(&name).await.ok().flatten();
+        let other = self.offsets(record.batch).await.ok().flatten();
         Err(TopicsError::Fenced {
             url: self.location.url.clone(),
             file: name,
@@ -167,7 +189,7 @@ impl CheckpointLog {
         if self.put_if_absent(&name, record).await? {
             return Ok(());
         }
-        let other = self.read::<CommitRecord>(&name).await.ok().flatten();
+        let other = self.commit(record.batch).await.ok().flatten();
         Err(TopicsError::Fenced {
             url: self.location.url.clone(),
             file: name,
@@ -302,6 +324,18 @@ impl CheckpointLog {
 
     /// Reads and checks one file; `None` when it does not exist.
     async fn read<T: DeserializeOwned + Serialize>(&self, name: &str) -> Result<Option<T>> {
+        match self.read_value(name).await? {
+            Some(value) => self.decode(name, value).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn decode<T: DeserializeOwned>(&self, name: &str, value: serde_json::Value) -> Result<T> {
+        serde_json::from_value(value).map_err(|e| self.error(format!("{name} is malformed: {e}")))
+    }
+
+    /// Reads one file and checks its format and version; `None` when it does not exist.
+    async fn read_value(&self, name: &str) -> Result<Option<serde_json::Value>> {
         let bytes = match self.location.store.get(&self.path(name)).await {
             Ok(got) => got
                 .bytes()
@@ -324,17 +358,20 @@ impl CheckpointLog {
             }
         }
         match value.get("version").and_then(|v| v.as_u64()) {
-            Some(v) if v == VERSION as u64 => {}
+            Some(v) if (OLDEST_READABLE as u64..=VERSION as u64).contains(&v) => {}
             other => {
                 return Err(self.error(format!(
-                    "{name} has version {other:?}; this build reads version {VERSION}"
+                    "{name} has version {other:?}; this build reads versions \
+                     {OLDEST_READABLE} to {VERSION}"
                 )));
             }
         }
-        serde_json::from_value(value)
-            .map(Some)
-            .map_err(|e| self.error(format!("{name} is malformed: {e}")))
+        Ok(Some(value))
     }
+}
+
+fn version_of(value: &serde_json::Value) -> u64 {
+    value.get("version").and_then(|v| v.as_u64()).unwrap_or(0)
 }
 
 /// Whitespace-insensitive form of a query, for ownership checks.
@@ -372,7 +409,10 @@ mod tests {
 
     fn offsets(batch: u64, runner: &str) -> OffsetsRecord {
         let mut partitions = BTreeMap::new();
-        partitions.insert(0, OffsetRange::closed(0, 10));
+        partitions.insert(
+            crate::source::TopicPartition::new("orders", 0),
+            OffsetRange::closed(0, 10),
+        );
         let mut sources = BTreeMap::new();
         sources.insert(
             "orders".to_string(),

@@ -16,8 +16,8 @@ pub fn record_batch(query: &str, p: &BatchProgress, now_ms: i64) {
             let labels = [
                 ("query", q.clone()),
                 ("table", table.clone()),
-                ("topic", ranges.topic.clone()),
-                ("partition", partition.to_string()),
+                ("topic", partition.topic.to_string()),
+                ("partition", partition.partition.to_string()),
             ];
             let end = range.end_or_max();
             gauge!(COMMITTED_OFFSET, &labels).set(end as f64);

@@ -12,6 +12,7 @@ mod decl;
 pub(crate) mod docs;
 mod format;
 pub mod scan;
+pub mod topics;
 mod values;
 pub mod watermark;
 
@@ -20,6 +21,7 @@ use std::collections::HashMap;
 pub use bag::OptionBag;
 pub use decl::OptionDecl;
 pub use scan::{BoundedMode, ScanOptions, StartupMode};
+pub use topics::{MinPartitions, OnDeleted, TopicOptions};
 pub use watermark::WatermarkSpec;
 // Each connector takes the parsers it needs; a build without some connectors leaves some
 // unused.

@@ -178,6 +178,12 @@ pub const SCAN_OPTIONS: &[&OptionDecl] = &[
     &super::watermark::DELAY,
     &super::watermark::IDLE_TIMEOUT,
     &super::watermark::LATE_TOPIC,
+    &super::topics::PATTERN,
+    &super::topics::DISCOVERY_INTERVAL,
+    &super::topics::SPARE_STREAMS,
+    &super::topics::ON_DELETED,
+    &super::topics::SPLIT_MAX_MESSAGES,
+    &super::topics::SPLIT_MIN_PARTITIONS,
 ];
 
 /// Where each partition's scan starts.
@@ -268,6 +274,8 @@ pub struct ScanOptions {
     pub connect_timeout: Duration,
     /// Event time and watermark (`watermark.*`), when declared.
     pub watermark: Option<super::WatermarkSpec>,
+    /// Topic pattern, live discovery and split settings.
+    pub topics: super::TopicOptions,
 }
 
 /// Default of `connect.timeout`.
@@ -291,6 +299,7 @@ impl Default for ScanOptions {
             create_topic: false,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             watermark: None,
+            topics: super::TopicOptions::default(),
         }
     }
 }
@@ -350,6 +359,7 @@ impl ScanOptions {
             scan.connect_timeout = timeout;
         }
         scan.watermark = super::WatermarkSpec::parse(bag)?;
+        scan.topics = super::TopicOptions::parse(bag)?;
         scan.startup = parse_startup(bag, group)?;
         scan.group_id = group.map(str::to_string);
         scan.bounded = parse_bounded(bag)?;

@@ -301,20 +301,28 @@ impl ContinuousQuery {
     /// Commits the batch's end offsets to a consumer group; failures are logged, not fatal.
     async fn commit_to_group(&self, group: &str, record: &OffsetsRecord) {
         for s in &self.sources {
-            let (Some(ranges), TableSource::Log(log), SourceRole::Stream) = (
+            let (Some(ranges), TableSource::Log(set), SourceRole::Stream) = (
                 record.sources.get(&s.name.to_string()),
                 s.table.source(),
                 s.role,
             ) else {
                 continue;
             };
-            let ends: Vec<(i32, i64)> = ranges
-                .partitions
-                .iter()
-                .map(|(p, r)| (*p, r.end_or_max()))
-                .collect();
-            if let Err(e) = log.commit_offsets(group, &ends).await {
-                log::warn!("batch {}: {e}", record.batch);
+            let mut by_topic: BTreeMap<&str, Vec<(i32, i64)>> = BTreeMap::new();
+            for (p, r) in &ranges.partitions {
+                by_topic
+                    .entry(&p.topic)
+                    .or_default()
+                    .push((p.partition, r.end_or_max()));
+            }
+            for (topic, ends) in by_topic {
+                let committed = match set.member(topic) {
+                    Ok(log) => log.commit_offsets(group, &ends).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = committed {
+                    log::warn!("batch {}: {e}", record.batch);
+                }
             }
         }
     }

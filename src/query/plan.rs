@@ -10,10 +10,10 @@ use crate::checkpoint::{QueueBatch, SourceRanges};
 use crate::error::Result;
 use crate::options::BoundedMode;
 use crate::scan::{Limits, messages_cap, plan_batch_range, resolve_positions};
-use crate::source::{LogSource, TableSource};
+use crate::source::{LogSet, TableSource, TopicPartition};
 
-/// Partition → offset, per source table name.
-pub(crate) type Edges = BTreeMap<String, BTreeMap<i32, i64>>;
+/// (topic, partition) → offset, per source table name.
+pub(crate) type Edges = BTreeMap<String, BTreeMap<TopicPartition, i64>>;
 
 /// The next batch: ranges per source table, and the offsets (or pending messages) left behind.
 pub(crate) struct NextBatch {
@@ -94,11 +94,11 @@ pub(crate) async fn plan_next(
                 (ranges, pending as i64)
             }
             TableSource::Log(log) if s.role == SourceRole::Dimension => {
-                (plan_snapshot(s, log.as_ref()).await?, 0)
+                (plan_snapshot(s, log).await?, 0)
             }
             TableSource::Log(log) => {
                 let caps = bounds.caps.as_ref().map(|c| c.get(&name));
-                plan_log(s, log.as_ref(), ends.get(&name), caps, limits, avg).await?
+                plan_log(s, log, ends.get(&name), caps, limits, avg).await?
             }
         };
         lag += left;
@@ -117,77 +117,94 @@ pub(crate) async fn plan_next(
 }
 
 /// A snapshot table's ranges for the next batch: all of it, as its declaration says.
-async fn plan_snapshot(s: &SourceTable, log: &dyn LogSource) -> Result<SourceRanges> {
-    let partitions = log.partitions().await?;
-    let positions = resolve_positions(log, s.table.scan_options(), &partitions, None).await?;
-    Ok(SourceRanges {
-        kind: log.kind().to_string(),
-        topic: log.topic().to_string(),
-        partitions: positions.iter().map(|p| (p.partition, p.range)).collect(),
-        skipped: BTreeMap::new(),
-        work_queue: None,
-        high: Default::default(),
-    })
+async fn plan_snapshot(s: &SourceTable, set: &LogSet) -> Result<SourceRanges> {
+    let mut ranges = empty_ranges(set);
+    for log in set.members().await? {
+        let partitions = log.partitions().await?;
+        let positions =
+            resolve_positions(log.as_ref(), s.table.scan_options(), &partitions, None).await?;
+        ranges.partitions.extend(
+            positions
+                .iter()
+                .map(|p| (TopicPartition::new(log.topic(), p.partition), p.range)),
+        );
+    }
+    Ok(ranges)
 }
 
-/// One log table's ranges in the next batch, and the offsets they leave behind.
-async fn plan_log(
-    s: &SourceTable,
-    log: &dyn LogSource,
-    previous: Option<&BTreeMap<i32, i64>>,
-    caps: Option<Option<&BTreeMap<i32, i64>>>,
-    limits: Limits,
-    avg: Option<f64>,
-) -> Result<(SourceRanges, i64)> {
-    let scan = s.table.scan_options();
-    let partitions = log.partitions().await?;
-    // The first batch starts where the table's scan.startup.* says, resolved before the
-    // watermarks are read (which only grow), so a message arriving in between cannot put a
-    // start beyond its partition's end.
-    let first: Option<BTreeMap<i32, i64>> = match previous {
-        Some(_) => None,
-        None => Some(
-            resolve_positions(log, scan, &partitions, Some(&BoundedMode::LatestOffset))
-                .await?
-                .into_iter()
-                .map(|p| (p.partition, p.range.start))
-                .collect(),
-        ),
-    };
-    let marks = log.watermarks(&partitions).await?;
-    let mut ranges = SourceRanges {
-        kind: log.kind().to_string(),
-        topic: log.topic().to_string(),
+fn empty_ranges(set: &LogSet) -> SourceRanges {
+    SourceRanges {
+        kind: set.kind().to_string(),
+        topic: set.label().to_string(),
         partitions: BTreeMap::new(),
         skipped: BTreeMap::new(),
         work_queue: None,
         high: Default::default(),
-    };
+    }
+}
+
+/// One log table's ranges in the next batch (every topic it reads now, a pattern's new
+/// topics included), and the offsets they leave behind.
+async fn plan_log(
+    s: &SourceTable,
+    set: &LogSet,
+    previous: Option<&BTreeMap<TopicPartition, i64>>,
+    caps: Option<Option<&BTreeMap<TopicPartition, i64>>>,
+    limits: Limits,
+    avg: Option<f64>,
+) -> Result<(SourceRanges, i64)> {
+    let scan = s.table.scan_options();
+    let mut ranges = empty_ranges(set);
     let mut lag = 0;
-    for (p, w) in partitions.iter().zip(&marks) {
-        // Partitions that appear later start at their earliest offset.
-        let from = first
-            .as_ref()
-            .or(previous)
-            .and_then(|starts| starts.get(p).copied())
+    for log in set.members().await? {
+        let topic = log.topic();
+        let partitions = log.partitions().await?;
+        // The first batch starts where the table's scan.startup.* says, resolved before the
+        // watermarks are read (which only grow), so a message arriving in between cannot put
+        // a start beyond its partition's end.
+        let first: Option<BTreeMap<i32, i64>> = match previous {
+            Some(_) => None,
+            None => Some(
+                resolve_positions(
+                    log.as_ref(),
+                    scan,
+                    &partitions,
+                    Some(&BoundedMode::LatestOffset),
+                )
+                .await?
+                .into_iter()
+                .map(|p| (p.partition, p.range.start))
+                .collect(),
+            ),
+        };
+        let marks = log.watermarks(&partitions).await?;
+        for (p, w) in partitions.iter().zip(&marks) {
+            let key = TopicPartition::new(topic, *p);
+            // Partitions (and topics) that appear later start at their earliest offset.
+            let from = match (&first, previous) {
+                (Some(first), _) => first.get(p).copied(),
+                (None, Some(previous)) => previous.get(&key).copied(),
+                (None, None) => None,
+            }
             .unwrap_or(w.low);
-        // Partitions created after an available-now run started are not read.
-        let cap = caps.map(|c| c.and_then(|c| c.get(p)).copied().unwrap_or(from));
-        let planned = plan_batch_range(
-            log.topic(),
-            *p,
-            from,
-            *w,
-            cap,
-            limits,
-            avg,
-            scan.fail_on_data_loss,
-        )?;
-        lag += w.high - planned.range.end_or_max().min(w.high);
-        ranges.partitions.insert(*p, planned.range);
-        ranges.high.insert(*p, w.high);
-        if planned.skipped > 0 {
-            ranges.skipped.insert(*p, planned.skipped as i64);
+            // Partitions created after an available-now run started are not read.
+            let cap = caps.map(|c| c.and_then(|c| c.get(&key)).copied().unwrap_or(from));
+            let planned = plan_batch_range(
+                topic,
+                *p,
+                from,
+                *w,
+                cap,
+                limits,
+                avg,
+                scan.fail_on_data_loss,
+            )?;
+            lag += w.high - planned.range.end_or_max().min(w.high);
+            ranges.partitions.insert(key.clone(), planned.range);
+            ranges.high.insert(key.clone(), w.high);
+            if planned.skipped > 0 {
+                ranges.skipped.insert(key, planned.skipped as i64);
+            }
         }
     }
     Ok((ranges, lag))
@@ -197,17 +214,19 @@ async fn plan_log(
 pub(crate) async fn high_watermarks(sources: &[SourceTable]) -> Result<Edges> {
     let mut out = BTreeMap::new();
     for s in sources.iter().filter(|s| s.role == SourceRole::Stream) {
-        if let TableSource::Log(log) = s.table.source() {
-            let partitions = log.partitions().await?;
-            let marks = log.watermarks(&partitions).await?;
-            out.insert(
-                s.name.to_string(),
-                partitions
-                    .iter()
-                    .zip(&marks)
-                    .map(|(p, w)| (*p, w.high))
-                    .collect(),
-            );
+        if let TableSource::Log(set) = s.table.source() {
+            let mut edges = BTreeMap::new();
+            for log in set.members().await? {
+                let partitions = log.partitions().await?;
+                let marks = log.watermarks(&partitions).await?;
+                edges.extend(
+                    partitions
+                        .iter()
+                        .zip(&marks)
+                        .map(|(p, w)| (TopicPartition::new(log.topic(), *p), w.high)),
+                );
+            }
+            out.insert(s.name.to_string(), edges);
         }
     }
     Ok(out)
@@ -232,7 +251,11 @@ pub(crate) fn edges_of(
     sources
         .iter()
         .map(|(t, s)| {
-            let edges = s.partitions.iter().map(|(p, r)| (*p, edge(r))).collect();
+            let edges = s
+                .partitions
+                .iter()
+                .map(|(p, r)| (p.clone(), edge(r)))
+                .collect();
             (t.clone(), edges)
         })
         .collect()

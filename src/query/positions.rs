@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use crate::checkpoint::OffsetsRecord;
 use crate::error::{Result, TopicsError};
 use crate::sink::SinkCommitted;
+use crate::source::TopicPartition;
 
 /// Where the checkpoint stands: its newest planned batch and whether it was committed.
 #[derive(Debug, Clone, Copy)]
@@ -115,12 +116,16 @@ pub(crate) fn reconcile(
         (std::cmp::Ordering::Less, false) if Some(s.batch) == committed_up_to => {
             // The usual crash: the batch after the sink's is replayed; it must start where
             // the sink's batch ended.
-            let starts: BTreeMap<String, BTreeMap<i32, i64>> = at
+            let starts: BTreeMap<String, BTreeMap<TopicPartition, i64>> = at
                 .record
                 .sources
                 .iter()
                 .map(|(t, r)| {
-                    let starts = r.partitions.iter().map(|(p, r)| (*p, r.start)).collect();
+                    let starts = r
+                        .partitions
+                        .iter()
+                        .map(|(p, r)| (p.clone(), r.start))
+                        .collect();
                     (t.clone(), starts)
                 })
                 .collect();
@@ -150,7 +155,7 @@ pub(crate) fn reconcile(
 }
 
 /// Per table and partition, where `record`'s batch ended.
-fn ends_of(record: &OffsetsRecord) -> BTreeMap<String, BTreeMap<i32, i64>> {
+fn ends_of(record: &OffsetsRecord) -> BTreeMap<String, BTreeMap<TopicPartition, i64>> {
     SinkCommitted::ends_of(record.batch, &record.sources).ends
 }
 
@@ -160,11 +165,15 @@ mod tests {
     use crate::checkpoint::{SinkMarks, SourceRanges, records};
     use crate::source::OffsetRange;
 
+    fn tp(topic: &str) -> TopicPartition {
+        TopicPartition::new(topic, 0)
+    }
+
     fn record(batch: u64, start: i64, end: i64) -> OffsetsRecord {
         let ranges = SourceRanges {
             kind: "kafka".into(),
             topic: "orders".into(),
-            partitions: [(0, OffsetRange::closed(start, end))].into(),
+            partitions: [(tp("orders"), OffsetRange::closed(start, end))].into(),
             skipped: Default::default(),
             work_queue: None,
             high: Default::default(),
@@ -185,7 +194,7 @@ mod tests {
     fn sink(batch: u64, end: i64) -> SinkCommitted {
         SinkCommitted {
             batch,
-            ends: [("orders".to_string(), [(0, end)].into())].into(),
+            ends: [("orders".to_string(), [(tp("orders"), end)].into())].into(),
         }
     }
 
@@ -252,10 +261,11 @@ mod tests {
     fn a_snapshot_table_starting_over_is_no_disagreement() {
         let mut r = record(3, 30, 40);
         let mut snapshot = r.sources["orders"].clone();
-        snapshot.partitions = [(0, OffsetRange::closed(0, 500))].into();
+        snapshot.partitions = [(tp("customers"), OffsetRange::closed(0, 500))].into();
         r.sources.insert("customers".to_string(), snapshot);
         let mut s = sink(2, 30);
-        s.ends.insert("customers".to_string(), [(0, 500)].into());
+        s.ends
+            .insert("customers".to_string(), [(tp("customers"), 500)].into());
         assert_eq!(
             start(Some(s), Some((r, false)), false).unwrap(),
             Start::FromCheckpoint

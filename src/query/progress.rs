@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::checkpoint::{SourceRanges, StateRecord};
+use crate::source::TopicPartition;
 
 /// What a batch read from one source topic, counted by its scans.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -17,8 +18,8 @@ pub struct SourceRead {
     pub bytes: u64,
     /// Messages that could not be decoded.
     pub bad: u64,
-    /// Per partition, the newest message timestamp read (ms since the epoch).
-    pub newest_ms: BTreeMap<i32, i64>,
+    /// Per (topic, partition), the newest message timestamp read (ms since the epoch).
+    pub newest_ms: BTreeMap<TopicPartition, i64>,
 }
 
 /// A stateful query's state after a batch.
@@ -146,7 +147,12 @@ fn write_ranges(
             if i > 0 {
                 f.write_str(" ")?;
             }
-            write!(f, "{p}:[{},{})", r.start, r.end_or_max())?;
+            // A table over one topic shows partition numbers; over several, topic/partition.
+            if *p.topic == *s.topic {
+                write!(f, "{}:[{},{})", p.partition, r.start, r.end_or_max())?;
+            } else {
+                write!(f, "{p}:[{},{})", r.start, r.end_or_max())?;
+            }
         }
         f.write_str("]")?;
     }

@@ -2,6 +2,7 @@
 //! limits, triggers, replay of an interrupted batch, fencing, abandoned work-queue batches,
 //! and data loss between batches.
 
+use crate::source::TopicPartition;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -271,7 +272,10 @@ async fn offsets_removed_between_batches_fail_or_are_skipped() {
             outcome.unwrap();
             let log = CheckpointLog::open(&f.checkpoint).unwrap();
             let record = log.offsets(1).await.unwrap().unwrap();
-            assert_eq!(record.sources["input"].skipped, [(0, 50)].into());
+            assert_eq!(
+                record.sources["input"].skipped,
+                [(TopicPartition::new(f.input.as_str(), 0), 50)].into()
+            );
             assert_eq!(f.output_ids(), (0..10).chain(60..100).collect::<Vec<_>>());
         }
     }
@@ -423,7 +427,15 @@ async fn a_stateful_query_cannot_start_from_a_sink_alone() {
     let sink = std::sync::Arc::new(PositionsSink::default());
     sink.inner.lock().unwrap().committed = Some(crate::sink::SinkCommitted {
         batch: 4,
-        ends: [("input".to_string(), [(0, 5), (1, 5)].into())].into(),
+        ends: [(
+            "input".to_string(),
+            [
+                (TopicPartition::new(f.input.as_str(), 0), 5),
+                (TopicPartition::new(f.input.as_str(), 1), 5),
+            ]
+            .into(),
+        )]
+        .into(),
     });
     let sql = format!(
         "CREATE EXTERNAL TABLE input (id BIGINT) STORED AS MEMORY LOCATION 'mem:///{}'
@@ -441,4 +453,96 @@ async fn a_stateful_query_cannot_start_from_a_sink_alone() {
         err.contains("keeps state") && err.contains("the test's own sink"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_pattern_table_takes_in_new_topics_between_batches_keyed_by_topic_and_partition() {
+    let f = Fixture::new(2, 20);
+    // The input table reads every topic named like the fixture's input, plus a suffix.
+    let prefix = f.input.clone();
+    let first = format!("{prefix}-a");
+    let topic = memory_topic(&first, 1);
+    for i in 0..5 {
+        topic
+            .append(
+                0,
+                MemoryMessage::value(format!(r#"{{"id":{}}}"#, 100 + i), i),
+            )
+            .unwrap();
+    }
+    let sql = format!(
+        "CREATE EXTERNAL TABLE input (id BIGINT) STORED AS MEMORY LOCATION 'mem:///'
+           OPTIONS ('value.format' 'json', 'topic.pattern' '{prefix}(-[a-z])?');
+         CREATE EXTERNAL TABLE output (id BIGINT) STORED AS MEMORY LOCATION 'mem:///{}'
+           OPTIONS ('value.format' 'json');
+         INSERT INTO output (id) SELECT id FROM input;",
+        f.output
+    );
+    let query = ContinuousQuery::from_sql(session_context(), &sql)
+        .await
+        .unwrap();
+    let (done, lines) = run(&query, &f.options(Trigger::AvailableNow, None)).await;
+    assert_eq!(done.unwrap(), 1, "{lines:?}");
+    assert!(
+        lines[0].contains(&format!("{first}/0:[0,5)"))
+            && lines[0].contains(&format!("{prefix}/1:[0,10)")),
+        "{lines:?}"
+    );
+    // A topic created after the first batch is read from its start by the next one.
+    let second = format!("{prefix}-b");
+    memory_topic(&second, 1)
+        .append(0, MemoryMessage::value(r#"{"id":200}"#, 0))
+        .unwrap();
+    let (done, lines) = run(&query, &f.options(Trigger::AvailableNow, None)).await;
+    assert_eq!(done.unwrap(), 1, "{lines:?}");
+    assert!(lines[0].contains(&format!("{second}/0:[0,1)")), "{lines:?}");
+    let expected: Vec<i64> = (0..20).chain(100..105).chain([200]).collect();
+    assert_eq!(f.output_ids(), expected);
+    // The checkpoint keys every range by topic and partition.
+    let log = CheckpointLog::open(&f.checkpoint).unwrap();
+    let record = log.offsets(1).await.unwrap().unwrap();
+    let keys: Vec<String> = record.sources["input"]
+        .partitions
+        .keys()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        keys,
+        vec![
+            format!("{prefix}/0"),
+            format!("{prefix}/1"),
+            format!("{first}/0"),
+            format!("{second}/0"),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_version_1_checkpoint_goes_on_where_it_stopped() {
+    let f = Fixture::new(2, 20);
+    let query = f.query("").await;
+    let (done, _) = run(&query, &f.options(Trigger::AvailableNow, None)).await;
+    assert_eq!(done.unwrap(), 1);
+    // Rewrite the checkpoint as the previous version wrote it: partition numbers as keys.
+    for dir in ["offsets", "commits"] {
+        for entry in std::fs::read_dir(std::path::Path::new(&f.checkpoint).join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            let text = std::fs::read_to_string(&path).unwrap();
+            let v1 = text
+                .replace(&format!("\"{}/", f.input), "\"")
+                .replace("\"version\": 2", "\"version\": 1");
+            assert_ne!(v1, text);
+            std::fs::write(&path, v1).unwrap();
+        }
+    }
+    memory_topic(&f.input, 2)
+        .append(0, MemoryMessage::value(r#"{"id":20}"#, 0))
+        .unwrap();
+    let (done, lines) = run(&query, &f.options(Trigger::AvailableNow, None)).await;
+    assert_eq!(done.unwrap(), 1, "{lines:?}");
+    assert!(
+        lines[0].starts_with("batch 1 input[0:[10,11) 1:[10,10)]"),
+        "{lines:?}"
+    );
+    assert_eq!(f.output_ids(), (0..21).collect::<Vec<_>>());
 }

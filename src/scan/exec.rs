@@ -21,12 +21,13 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PhysicalExpr, PlanProperties,
 };
 
+use super::discovery::{Discovery, spare_stream, until_deleted};
 use super::plan::PartitionScan;
 use super::stream::{PartitionStream, StreamSettings};
 use super::watermark::EventTimeTracker;
 use crate::format::{ErrorPolicy, FormatKind, TableFormats};
 use crate::sink::{DeadLetters, LateRows};
-use crate::source::{LogSource, QueueRead, QueueSource};
+use crate::source::{LogSet, QueueRead, QueueSource, TopicPartition};
 use crate::table::{MetadataColumn, OutputColumn, ProjectionPlan};
 
 /// What a scan reads: planned ranges of a log, or readers of a queue.
@@ -34,8 +35,8 @@ use crate::table::{MetadataColumn, OutputColumn, ProjectionPlan};
 pub enum ScanInput {
     /// Output partition `i` reads `partitions[i]`.
     Log {
-        /// The log.
-        source: Arc<dyn LogSource>,
+        /// The table's topics.
+        source: LogSet,
         /// The planned ranges per partition.
         partitions: Vec<PartitionScan>,
     },
@@ -67,7 +68,7 @@ impl ScanInput {
 
     fn topic(&self) -> &str {
         match self {
-            Self::Log { source, .. } => source.topic(),
+            Self::Log { source, .. } => source.label(),
             Self::Queue { source, .. } => source.topic(),
         }
     }
@@ -86,12 +87,19 @@ impl ScanInput {
         }
     }
 
-    /// `0: [0, 10), 1: [5, ∞)` or `0: until drained, 1: until drained`.
+    /// `0: [0, 10), 1: [5, ∞)` (`orders/0: …` when the table reads several topics) or
+    /// `0: until drained, 1: until drained`.
     fn partitions_label(&self) -> String {
         match self {
-            Self::Log { partitions, .. } => partitions
+            Self::Log { partitions, source } => partitions
                 .iter()
-                .map(ToString::to_string)
+                .map(|p| {
+                    if source.is_single() {
+                        p.to_string()
+                    } else {
+                        format!("{}/{p}", p.topic)
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(", "),
             Self::Queue { readers, read, .. } => readers
@@ -117,7 +125,7 @@ pub struct ScanStatistics {
     bytes: AtomicU64,
     skipped: AtomicU64,
     bad: AtomicU64,
-    newest: std::sync::Mutex<std::collections::BTreeMap<i32, i64>>,
+    newest: std::sync::Mutex<std::collections::BTreeMap<TopicPartition, i64>>,
 }
 
 impl ScanStatistics {
@@ -152,17 +160,21 @@ impl ScanStatistics {
     }
 
     /// Per partition (or work-queue reader), the newest message timestamp read (ms).
-    pub fn newest_ms(&self) -> std::collections::BTreeMap<i32, i64> {
+    pub fn newest_ms(&self) -> std::collections::BTreeMap<TopicPartition, i64> {
         self.newest
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
 
-    pub(super) fn note_newest(&self, partition: i32, ms: i64) {
+    pub(super) fn note_newest(&self, partition: &TopicPartition, ms: i64) {
         let mut newest = self.newest.lock().unwrap_or_else(|p| p.into_inner());
-        let entry = newest.entry(partition).or_insert(ms);
-        *entry = (*entry).max(ms);
+        match newest.get_mut(partition) {
+            Some(entry) => *entry = (*entry).max(ms),
+            None => {
+                newest.insert(partition.clone(), ms);
+            }
+        }
     }
 }
 
@@ -183,6 +195,8 @@ pub struct TopicScanExec {
     statistics: Arc<ScanStatistics>,
     event_time: Option<Arc<EventTimeTracker>>,
     late_rows: Option<Arc<LateRows>>,
+    /// Live discovery of partitions and topics, with its spare output partitions.
+    discovery: Option<Arc<Discovery>>,
 }
 
 impl TopicScanExec {
@@ -194,7 +208,7 @@ impl TopicScanExec {
         projection: ProjectionPlan,
         limit: Option<usize>,
     ) -> Self {
-        let props = Self::compute_properties(&projection, &input, limit, &[]);
+        let props = Self::compute_properties(&projection, &input, limit, &[], 0);
         Self {
             input,
             formats,
@@ -208,6 +222,39 @@ impl TopicScanExec {
             statistics: Arc::default(),
             event_time: None,
             late_rows: None,
+            discovery: None,
+        }
+    }
+
+    /// Reads partitions (and topics) that appear while the scan runs, through the discovery's
+    /// spare output partitions, and watches for deleted ones.
+    pub fn with_discovery(mut self, discovery: Option<Arc<Discovery>>) -> Self {
+        self.discovery = discovery;
+        self.props = Arc::new(Self::compute_properties(
+            &self.projection,
+            &self.input,
+            self.limit,
+            &self.declared_order,
+            self.spares(),
+        ));
+        self.note_order();
+        self
+    }
+
+    /// The live discovery, if the scan has one.
+    pub fn discovery(&self) -> Option<&Arc<Discovery>> {
+        self.discovery.as_ref()
+    }
+
+    fn spares(&self) -> usize {
+        self.discovery.as_ref().map_or(0, |d| d.spare_count())
+    }
+
+    /// Tells the discovery whether sharing a spare output partition would break an order the
+    /// plan declares.
+    fn note_order(&self) {
+        if let Some(d) = &self.discovery {
+            d.set_ordered(!self.props.equivalence_properties().oeq_class().is_empty());
         }
     }
 
@@ -236,8 +283,10 @@ impl TopicScanExec {
             &self.input,
             self.limit,
             &order,
+            self.spares(),
         ));
         self.declared_order = order;
+        self.note_order();
         self
     }
 
@@ -298,6 +347,7 @@ impl TopicScanExec {
         input: &ScanInput,
         limit: Option<usize>,
         declared_order: &[Vec<SortExpr>],
+        spares: usize,
     ) -> PlanProperties {
         let schema = Arc::clone(&projection.output_schema);
         let mut eq = EquivalenceProperties::new(Arc::clone(&schema));
@@ -330,7 +380,7 @@ impl TopicScanExec {
         };
         PlanProperties::new(
             eq,
-            Partitioning::UnknownPartitioning(input.output_partitions().max(1)),
+            Partitioning::UnknownPartitioning((input.output_partitions() + spares).max(1)),
             EmissionType::Incremental,
             boundedness,
         )
@@ -391,6 +441,14 @@ impl DisplayAs for TopicScanExec {
         }
         if !self.fail_on_data_loss {
             f.write_str(", fail_on_data_loss=false")?;
+        }
+        if let Some(d) = &self.discovery {
+            write!(
+                f,
+                ", discovery={:?} spare_partitions={}",
+                d.interval(),
+                d.spare_count()
+            )?;
         }
         Ok(())
     }
@@ -458,11 +516,15 @@ impl ExecutionPlan for TopicScanExec {
         context: Arc<TaskContext>,
     ) -> DFResult<SendableRecordBatchStream> {
         let schema = Arc::clone(&self.projection.output_schema);
-        if partition >= self.input.output_partitions() {
+        let planned = self.input.output_partitions();
+        if partition >= planned + self.spares() {
             return Ok(Box::pin(RecordBatchStreamAdapter::new(
                 schema,
                 futures::stream::empty(),
             )));
+        }
+        if let Some(d) = &self.discovery {
+            d.start();
         }
         let settings = StreamSettings {
             formats: self.formats.clone(),
@@ -474,13 +536,55 @@ impl ExecutionPlan for TopicScanExec {
             event_time: self.event_time.clone(),
             late_rows: self.late_rows.clone(),
         };
-        let stream = PartitionStream::open(
-            &self.input,
-            partition,
-            settings,
-            &self.metrics,
-            Arc::clone(&self.statistics),
-        )?;
+        let Some(discovery) = &self.discovery else {
+            let stream = PartitionStream::open(
+                &self.input,
+                partition,
+                partition,
+                settings,
+                &self.metrics,
+                Arc::clone(&self.statistics),
+            )?;
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)));
+        };
+        let stream = if partition < planned {
+            let stream = PartitionStream::open(
+                &self.input,
+                partition,
+                partition,
+                settings,
+                &self.metrics,
+                Arc::clone(&self.statistics),
+            )?;
+            match &self.input {
+                ScanInput::Log { partitions, .. } => {
+                    until_deleted(stream, partitions[partition].key(), Arc::clone(discovery))
+                }
+                ScanInput::Queue { .. } => stream,
+            }
+        } else {
+            // A spare output partition: reads what discovery hands it.
+            let metrics = self.metrics.clone();
+            let statistics = Arc::clone(&self.statistics);
+            let set = discovery.set().clone();
+            let d = Arc::clone(discovery);
+            spare_stream(discovery.take_spare(partition - planned), move |scan| {
+                let key = scan.key();
+                let input = ScanInput::Log {
+                    source: set.clone(),
+                    partitions: vec![scan],
+                };
+                let stream = PartitionStream::open(
+                    &input,
+                    0,
+                    partition,
+                    settings.clone(),
+                    &metrics,
+                    Arc::clone(&statistics),
+                )?;
+                Ok(until_deleted(stream, key, Arc::clone(&d)))
+            })
+        };
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }
 }

@@ -7,14 +7,18 @@ use std::fmt;
 
 use datafusion::logical_expr::Expr;
 
-use super::pushdown::{Span, analyze_all};
+use std::sync::Arc;
+
+use super::pushdown::{Selection, Span, analyze_all};
 use crate::error::{Result, TopicsError};
 use crate::options::{BoundedMode, ScanOptions, StartupMode};
-use crate::source::{LogSource, OffsetRange, Watermarks};
+use crate::source::{LogSet, LogSource, OffsetRange, TopicPartition, Watermarks};
 
 /// The offset ranges one output partition of a scan reads, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionScan {
+    /// The topic (of the table's topics) the partition belongs to.
+    pub topic: Arc<str>,
     /// Source partition id (or queue reader id).
     pub partition: i32,
     /// Disjoint ranges in ascending order; only the last may be open.
@@ -24,6 +28,11 @@ pub struct PartitionScan {
 }
 
 impl PartitionScan {
+    /// The (topic, partition) it reads.
+    pub fn key(&self) -> TopicPartition {
+        TopicPartition::new(Arc::clone(&self.topic), self.partition)
+    }
+
     /// True when every range has an end.
     pub fn is_bounded(&self) -> bool {
         self.ranges.iter().all(OffsetRange::is_closed)
@@ -257,53 +266,132 @@ fn check_partitions_exist(
 pub enum ScanBounds<'a> {
     /// The table's `scan.startup.*` / `scan.bounded.*`, resolved against the watermarks now.
     Table(&'a ScanOptions),
-    /// Exactly these closed ranges, per partition.
-    Bound(&'a BTreeMap<i32, OffsetRange>),
+    /// Exactly these closed ranges, per (topic, partition).
+    Bound(&'a BTreeMap<TopicPartition, OffsetRange>),
 }
 
-/// Plans the per-partition ranges of a scan. A filter set that selects nothing returns no
-/// partitions without contacting the source.
+/// A planned scan: what each output partition reads, and every partition that existed when it
+/// was planned (selected or not), from which a live scan's discovery tells new ones apart.
+#[derive(Debug, Clone, Default)]
+pub struct PlannedScan {
+    /// The output partitions' ranges.
+    pub partitions: Vec<PartitionScan>,
+    /// Every (topic, partition) listed while planning.
+    pub seen: std::collections::BTreeSet<TopicPartition>,
+    /// What the filters select (for partitions discovered later).
+    pub selection: Option<Selection>,
+}
+
+/// Plans the per-partition ranges of a scan of `set`'s topics, topic after topic. A filter set
+/// that selects nothing returns no partitions without contacting the brokers; a filter on
+/// `_topic` leaves the other topics unread.
 pub async fn plan_scan(
-    source: &dyn LogSource,
+    set: &LogSet,
     bounds: ScanBounds<'_>,
     filters: &[Expr],
     order: TimestampOrder,
-) -> Result<Vec<PartitionScan>> {
+) -> Result<PlannedScan> {
     let selection = analyze_all(filters, order.ordered);
     if selection.is_empty() {
+        return Ok(PlannedScan::default());
+    }
+    let mut scans = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    match bounds {
+        ScanBounds::Table(scan) => {
+            for source in set.members().await? {
+                let all = source.partitions().await?;
+                seen.extend(all.iter().map(|p| TopicPartition::new(source.topic(), *p)));
+                let partitions: Vec<i32> = all
+                    .into_iter()
+                    .filter(|p| selection.includes(&source.topic_of(*p), *p))
+                    .collect();
+                if partitions.is_empty() {
+                    continue;
+                }
+                let positions = resolve_positions(source.as_ref(), scan, &partitions, None).await?;
+                scans
+                    .extend(plan_partitions(source.as_ref(), &positions, &selection, order).await?);
+            }
+        }
+        ScanBounds::Bound(ranges) => {
+            let mut by_topic: BTreeMap<&str, Vec<PartitionPositions>> = BTreeMap::new();
+            for (key, &range) in ranges.iter() {
+                by_topic
+                    .entry(&key.topic)
+                    .or_default()
+                    .push(PartitionPositions {
+                        partition: key.partition,
+                        range,
+                        // The bound ranges were planned against watermarks at least this high.
+                        marks: Watermarks {
+                            low: range.start,
+                            high: range.end_or_max(),
+                        },
+                        skipped: 0,
+                    });
+            }
+            for (topic, positions) in by_topic {
+                let source = set.member(topic)?;
+                let positions: Vec<PartitionPositions> = positions
+                    .into_iter()
+                    .filter(|p| selection.includes(&source.topic_of(p.partition), p.partition))
+                    .collect();
+                scans
+                    .extend(plan_partitions(source.as_ref(), &positions, &selection, order).await?);
+            }
+        }
+    }
+    Ok(PlannedScan {
+        partitions: scans,
+        seen,
+        selection: Some(selection),
+    })
+}
+
+/// The partitions a live scan found after it was planned (a partition added to a topic, or a
+/// new topic matching the table's pattern): read from their earliest offset, as far as the
+/// scan's filters select them.
+pub async fn plan_discovered(
+    source: &dyn LogSource,
+    partitions: &[i32],
+    filters: &Selection,
+    order: TimestampOrder,
+) -> Result<Vec<PartitionScan>> {
+    let partitions: Vec<i32> = partitions
+        .iter()
+        .copied()
+        .filter(|p| filters.includes(&source.topic_of(*p), *p))
+        .collect();
+    if partitions.is_empty() {
         return Ok(Vec::new());
     }
-    let positions: Vec<PartitionPositions> = match bounds {
-        ScanBounds::Table(scan) => {
-            let partitions: Vec<i32> = source
-                .partitions()
-                .await?
-                .into_iter()
-                .filter(|p| selection.includes_partition(*p))
-                .collect();
-            if partitions.is_empty() {
-                return Ok(Vec::new());
-            }
-            resolve_positions(source, scan, &partitions, None).await?
-        }
-        ScanBounds::Bound(ranges) => ranges
-            .iter()
-            .filter(|(p, _)| selection.includes_partition(**p))
-            .map(|(&partition, &range)| PartitionPositions {
-                partition,
-                range,
-                // The bound ranges were planned against watermarks at least this high.
-                marks: Watermarks {
-                    low: range.start,
-                    high: range.end_or_max(),
-                },
-                skipped: 0,
-            })
-            .collect(),
-    };
+    let marks = source.watermarks(&partitions).await?;
+    let positions: Vec<PartitionPositions> = partitions
+        .iter()
+        .zip(marks)
+        .map(|(&partition, marks)| PartitionPositions {
+            partition,
+            range: OffsetRange::open(marks.low),
+            marks,
+            skipped: 0,
+        })
+        .collect();
+    plan_partitions(source, &positions, filters, order).await
+}
+
+/// Narrows each partition's positions by the filters (timestamp bounds looked up once for
+/// all of them).
+async fn plan_partitions(
+    source: &dyn LogSource,
+    positions: &[PartitionPositions],
+    selection: &Selection,
+    order: TimestampOrder,
+) -> Result<Vec<PartitionScan>> {
     if positions.is_empty() {
         return Ok(Vec::new());
     }
+    let topic: Arc<str> = Arc::from(source.topic());
     let partitions: Vec<i32> = positions.iter().map(|p| p.partition).collect();
     let skew = order.upper_bound_skew();
     let mut lookups: HashMap<i64, Vec<i64>> = HashMap::new();
@@ -314,10 +402,19 @@ pub async fn plan_scan(
     for (i, pos) in positions.iter().enumerate() {
         let base = Span::new(pos.range.start, pos.range.end_or_max());
         let offset_at = |t: i64| lookups.get(&t).map(|offsets| offsets[i]);
-        let ranges = selection.offset_ranges(pos.partition, base, pos.marks.high, skew, &offset_at);
+        let row_topic = source.topic_of(pos.partition);
+        let ranges = selection.offset_ranges(
+            &row_topic,
+            pos.partition,
+            base,
+            pos.marks.high,
+            skew,
+            &offset_at,
+        );
         // A partition the filters select keeps its output partition even when no offset of
         // it qualifies, so EXPLAIN shows every selected partition.
         scans.push(PartitionScan {
+            topic: Arc::clone(&topic),
             partition: pos.partition,
             ranges,
             skipped: pos.skipped,

@@ -17,10 +17,11 @@ use super::exec::{ScanInput, ScanStatistics};
 use super::watermark::EventTimeTracker;
 use crate::format::{BatchDecoder, ErrorPolicy, TableFormats};
 use crate::sink::{DeadLetters, LateRows};
-use crate::source::{RawBatch, RawBatchStream, ReadRequest};
+use crate::source::{RawBatch, RawBatchStream, ReadRequest, TopicPartition};
 use crate::table::{DecodedParts, EventTimeSource, MetadataColumn, OutputColumn, ProjectionPlan};
 
 /// What every output partition of one scan shares.
+#[derive(Clone)]
 pub(super) struct StreamSettings {
     pub formats: TableFormats,
     pub projection: ProjectionPlan,
@@ -63,6 +64,8 @@ pub(super) struct PartitionStream {
     decoder: BatchDecoder,
     settings: StreamSettings,
     topic: Arc<str>,
+    /// The (topic, partition) or (topic, reader) this stream reads, for per-partition figures.
+    key: TopicPartition,
     keep_errors: bool,
     skipping: bool,
     remaining: usize,
@@ -74,10 +77,12 @@ pub(super) struct PartitionStream {
 }
 
 impl PartitionStream {
-    /// Opens output partition `partition` of `input`.
+    /// Opens the stream of `input`'s `partition`-th partition scan (or queue reader), which
+    /// is output partition `output` of the scan (for its metrics).
     pub(super) fn open(
         input: &ScanInput,
         partition: usize,
+        output: usize,
         settings: StreamSettings,
         metrics: &ExecutionPlanMetricsSet,
         statistics: Arc<ScanStatistics>,
@@ -90,13 +95,14 @@ impl PartitionStream {
             max_messages: settings.limit.filter(|_| !skipping).map(|l| l as u64),
             fail_on_data_loss: settings.fail_on_data_loss,
         };
-        let scan_metrics = ScanMetrics::new(metrics, partition);
+        let scan_metrics = ScanMetrics::new(metrics, output);
         let mut progress = None;
-        let (raw, topic): (RawBatchStream, Arc<str>) = match input {
+        let (raw, topic, key): (RawBatchStream, Arc<str>, TopicPartition) = match input {
             ScanInput::Log { source, partitions } => {
                 let scan = partitions[partition].clone();
+                let key = scan.key();
                 if let Some(tracker) = &settings.event_time {
-                    tracker.register(scan.partition);
+                    tracker.register(&key);
                 }
                 if scan.ranges.iter().all(|r| r.end.is_some()) {
                     let total = scan
@@ -108,27 +114,29 @@ impl PartitionStream {
                 }
                 scan_metrics.skipped.add(scan.skipped as usize);
                 statistics.add_read(0, 0, scan.skipped);
+                let source = source.member(&scan.topic)?;
                 let topic = Arc::from(source.topic_of(scan.partition));
                 // Ranges are read one after the other; the next reader opens when the
                 // previous one ends.
-                let source = Arc::clone(source);
                 let id = scan.partition;
                 let raw = futures::stream::iter(scan.ranges)
                     .flat_map(move |range| source.read(id, range, request))
                     .boxed();
-                (raw, topic)
+                (raw, topic, key)
             }
             ScanInput::Queue {
                 source,
                 readers,
                 read,
             } => {
+                let key = TopicPartition::new(source.topic(), readers[partition]);
                 if let Some(tracker) = &settings.event_time {
-                    tracker.register(readers[partition]);
+                    tracker.register(&key);
                 }
                 (
                     source.read(readers[partition], read.clone(), request),
                     Arc::from(source.topic()),
+                    key,
                 )
             }
         };
@@ -147,10 +155,11 @@ impl PartitionStream {
             remaining: settings.limit.unwrap_or(usize::MAX),
             settings,
             topic,
+            key,
             keep_errors,
             skipping,
             metrics: scan_metrics,
-            baseline: BaselineMetrics::new(metrics, partition),
+            baseline: BaselineMetrics::new(metrics, output),
             statistics,
             progress,
         };
@@ -194,7 +203,7 @@ impl PartitionStream {
             progress.advance(raw.len() as u64 + raw.skipped);
         }
         if let Some(ms) = raw.newest_ms {
-            self.statistics.note_newest(raw.partition, ms);
+            self.statistics.note_newest(&self.key, ms);
         }
         self.settings.formats.prefetch(&raw).await?;
         let (parts, bad) = {
@@ -250,7 +259,7 @@ impl PartitionStream {
                 late.push((row, t));
             }
         }
-        tracker.observe(raw.partition, raw.len(), max, late.len());
+        tracker.observe(&self.key, raw.len(), max, late.len());
         self.metrics.late.add(late.len());
         if let (Some(writer), Some(watermark), false) =
             (&self.settings.late_rows, late_before, late.is_empty())

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use crate::options::WatermarkSpec;
+use crate::source::TopicPartition;
 
 #[derive(Debug, Clone, Copy)]
 struct PartitionClock {
@@ -25,7 +26,7 @@ struct PartitionClock {
 
 #[derive(Debug, Default)]
 struct TrackerState {
-    partitions: BTreeMap<i32, PartitionClock>,
+    partitions: BTreeMap<TopicPartition, PartitionClock>,
     watermark: Option<i64>,
     late: u64,
 }
@@ -75,10 +76,10 @@ impl EventTimeTracker {
     }
 
     /// Counts `partition` among the scan's partitions from now on (silent ones included).
-    pub(crate) fn register(&self, partition: i32) {
+    pub(crate) fn register(&self, partition: &TopicPartition) {
         self.lock()
             .partitions
-            .entry(partition)
+            .entry(partition.clone())
             .or_insert(PartitionClock {
                 max: None,
                 last_rows: Instant::now(),
@@ -96,14 +97,23 @@ impl EventTimeTracker {
 
     /// Records that `partition` delivered `rows` rows whose latest event time is `max`, and
     /// `late` of them were late.
-    pub(crate) fn observe(&self, partition: i32, rows: usize, max: Option<i64>, late: usize) {
+    pub(crate) fn observe(
+        &self,
+        partition: &TopicPartition,
+        rows: usize,
+        max: Option<i64>,
+        late: usize,
+    ) {
         {
             let mut state = self.lock();
             state.late += late as u64;
-            let clock = state.partitions.entry(partition).or_insert(PartitionClock {
-                max: None,
-                last_rows: Instant::now(),
-            });
+            let clock = state
+                .partitions
+                .entry(partition.clone())
+                .or_insert(PartitionClock {
+                    max: None,
+                    last_rows: Instant::now(),
+                });
             if rows > 0 {
                 clock.last_rows = Instant::now();
             }
@@ -115,11 +125,11 @@ impl EventTimeTracker {
     }
 
     /// The latest event time each partition delivered.
-    pub fn partition_maxima(&self) -> BTreeMap<i32, i64> {
+    pub fn partition_maxima(&self) -> BTreeMap<TopicPartition, i64> {
         self.lock()
             .partitions
             .iter()
-            .filter_map(|(p, c)| c.max.map(|m| (*p, m)))
+            .filter_map(|(p, c)| c.max.map(|m| (p.clone(), m)))
             .collect()
     }
 
@@ -180,22 +190,23 @@ mod tests {
     #[test]
     fn the_slowest_active_partition_holds_the_watermark_until_it_idles() {
         let t = EventTimeTracker::live(spec(1_000, 100));
-        t.register(0);
-        t.register(1);
-        t.observe(0, 5, Some(60_000), 0);
+        let (p0, p1) = (TopicPartition::new("t", 0), TopicPartition::new("t", 1));
+        t.register(&p0);
+        t.register(&p1);
+        t.observe(&p0, 5, Some(60_000), 0);
         // Partition 1 has delivered nothing yet: no watermark.
         assert_eq!(t.watermark_now(), None);
-        t.observe(1, 2, Some(30_000), 0);
+        t.observe(&p1, 2, Some(30_000), 0);
         assert_eq!(t.watermark_now(), Some(29_000));
-        t.observe(1, 2, Some(10_000), 0);
+        t.observe(&p1, 2, Some(10_000), 0);
         assert_eq!(t.watermark_now(), Some(29_000), "never goes back");
         // Partition 1 falls silent: after the idle timeout only partition 0 counts.
         std::thread::sleep(Duration::from_millis(150));
-        t.observe(0, 1, Some(61_000), 0);
+        t.observe(&p0, 1, Some(61_000), 0);
         assert_eq!(t.watermark_now(), Some(60_000));
         // Everything silent: the latest event time of all, minus the delay.
         std::thread::sleep(Duration::from_millis(150));
         assert_eq!(t.watermark_now(), Some(60_000));
-        assert_eq!(t.partition_maxima(), [(0, 61_000), (1, 30_000)].into());
+        assert_eq!(t.partition_maxima(), [(p0, 61_000), (p1, 30_000)].into());
     }
 }

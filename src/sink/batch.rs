@@ -8,6 +8,7 @@ use datafusion::execution::SendableRecordBatchStream;
 
 use crate::checkpoint::{SinkMarks, SourceRanges};
 use crate::error::Result;
+use crate::source::TopicPartition;
 
 /// The micro-batch a sink is asked to write: which query and batch, the offset ranges the batch
 /// read per source table, and whether an earlier attempt may have written part of it. A sink
@@ -34,8 +35,8 @@ pub struct BatchToWrite<'a> {
 pub struct SinkCommitted {
     /// The last batch the sink committed.
     pub batch: u64,
-    /// Source table → partition → end offset (the next batch starts there).
-    pub ends: BTreeMap<String, BTreeMap<i32, i64>>,
+    /// Source table → (topic, partition) → end offset (the next batch starts there).
+    pub ends: BTreeMap<String, BTreeMap<TopicPartition, i64>>,
 }
 
 impl SinkCommitted {
@@ -47,7 +48,7 @@ impl SinkCommitted {
                 let ends = ranges
                     .partitions
                     .iter()
-                    .map(|(p, r)| (*p, r.end_or_max()))
+                    .map(|(p, r)| (p.clone(), r.end_or_max()))
                     .collect();
                 (table.clone(), ends)
             })

@@ -10,10 +10,12 @@
 //!
 //! [`TopicsError::DataLoss`]: crate::TopicsError::DataLoss
 
+mod log_set;
 mod queue;
 mod range;
 mod raw_batch;
 mod reader_task;
+mod topic_partition;
 
 use std::fmt::{Debug, Display};
 use std::sync::Arc;
@@ -23,10 +25,12 @@ use futures::stream::BoxStream;
 
 use crate::error::{Result, TopicsError};
 
+pub use log_set::{LogCatalog, LogSet, TopicSelector, parse_topic_pattern};
 pub use queue::{AckSender, DeferredAcks, QueueRead};
 pub use range::{OffsetRange, Watermarks};
 pub use raw_batch::{ColumnNeeds, RawBatch, RawBatchBuilder, headers_data_type};
 pub use reader_task::running_readers;
+pub use topic_partition::TopicPartition;
 // The broker readers feed channels; a build without them uses only the guard.
 #[allow(unused_imports)]
 pub(crate) use reader_task::{RunningGuard, batch_channel, receiver_stream};
@@ -142,11 +146,11 @@ pub trait QueueSource: Debug + Display + Send + Sync {
     fn read(&self, reader: i32, read: QueueRead, request: ReadRequest) -> RawBatchStream;
 }
 
-/// What a table reads: a log by offset ranges, or a queue through a shared cursor.
+/// What a table reads: logs by offset ranges, or a queue through a shared cursor.
 #[derive(Debug, Clone)]
 pub enum TableSource {
-    /// Offset ranges of a log.
-    Log(Arc<dyn LogSource>),
+    /// Offset ranges of one log or several (a list of topics, a pattern).
+    Log(LogSet),
     /// Readers of a work queue.
     Queue(Arc<dyn QueueSource>),
 }
@@ -160,16 +164,16 @@ impl TableSource {
         }
     }
 
-    /// The topic (or stream) name.
+    /// The topic (or stream) name; for a table over several topics, their list or pattern.
     pub fn topic(&self) -> &str {
         match self {
-            Self::Log(s) => s.topic(),
+            Self::Log(s) => s.label(),
             Self::Queue(q) => q.topic(),
         }
     }
 
-    /// The log, when the table reads one.
-    pub fn log(&self) -> Option<&Arc<dyn LogSource>> {
+    /// The logs, when the table reads by offset ranges.
+    pub fn log(&self) -> Option<&LogSet> {
         match self {
             Self::Log(s) => Some(s),
             Self::Queue(_) => None,
@@ -187,7 +191,7 @@ impl TableSource {
     /// Checks that the topic exists (and for a queue, its cursor).
     pub async fn check(&self) -> Result<()> {
         match self {
-            Self::Log(s) => s.partitions().await.map(|_| ()),
+            Self::Log(s) => s.check().await,
             Self::Queue(q) => q.readers().await.map(|_| ()),
         }
     }
@@ -196,7 +200,7 @@ impl TableSource {
 impl Display for TableSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Self::Log(s) => Display::fmt(s, f),
+            Self::Log(s) => std::fmt::Display::fmt(s, f),
             Self::Queue(q) => Display::fmt(q, f),
         }
     }

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use arrow::datatypes::SchemaRef;
 
 use crate::connector::{Connector, ConnectorTable, connector_for_location};
-use crate::error::Result;
+use crate::error::{Result, TopicsError};
 use crate::options::scan::SCAN_OPTIONS;
-use crate::options::{OptionBag, OptionDecl, ScanOptions};
+use crate::options::{BoundedMode, OptionBag, OptionDecl, ScanOptions, StartupMode};
+use crate::source::TopicSelector;
 
 /// A parsed table definition: which connector, its connection, the table's options and its
 /// declared value columns.
@@ -58,6 +59,7 @@ impl TableDefinition {
             .copied()
             .collect();
         bag.finish(&valid)?;
+        check_several_topics(connection.topics(), &scan)?;
         Ok(Self {
             connector,
             connection,
@@ -65,4 +67,35 @@ impl TableDefinition {
             value_schema,
         })
     }
+}
+
+/// Refuses what a table over several topics (or a pattern) cannot mean: offsets per partition
+/// number alone, and creating topics a pattern only describes.
+fn check_several_topics(topics: &TopicSelector, scan: &ScanOptions) -> Result<()> {
+    let several = !matches!(topics, TopicSelector::Named(n) if n.len() == 1);
+    if !several {
+        return Ok(());
+    }
+    let refuse = |key: &str, reason: &str| {
+        Err(TopicsError::OptionConflict {
+            key: key.to_string(),
+            reason: format!("the table reads several topics ({topics}): {reason}"),
+        })
+    };
+    if matches!(scan.startup, StartupMode::SpecificOffsets(_)) {
+        return refuse(
+            "scan.startup.specific-offsets",
+            "offsets per partition number would apply to every topic; declare one table per topic",
+        );
+    }
+    if matches!(scan.bounded, BoundedMode::SpecificOffsets(_)) {
+        return refuse(
+            "scan.bounded.specific-offsets",
+            "offsets per partition number would apply to every topic; declare one table per topic",
+        );
+    }
+    if scan.create_topic && matches!(topics, TopicSelector::Pattern(_)) {
+        return refuse("topic.create", "a pattern names no topic to create");
+    }
+    Ok(())
 }

@@ -80,13 +80,20 @@ impl TableProviderFactory for TopicTableFactory {
             .map(|f| f.data_type().clone())
             .filter(|t| *t != DataType::Binary);
         definition.connection.create_if_missing().await?;
-        let log = definition.connection.log()?;
-        infer_missing_columns(
-            log.as_ref(),
-            &mut definition.scan,
-            &mut definition.value_schema,
-        )
-        .await?;
+        // Columns are inferred from the (first) topic's messages.
+        let log = match definition.connection.source()? {
+            crate::source::TableSource::Log(set) => set.members().await?.into_iter().next(),
+            crate::source::TableSource::Queue(_) => Some(definition.connection.log()?),
+        };
+        // Without a topic, the table's check below says why.
+        if let Some(log) = log {
+            infer_missing_columns(
+                log.as_ref(),
+                &mut definition.scan,
+                &mut definition.value_schema,
+            )
+            .await?;
+        }
         let table = TopicTable::from_definition(definition)
             .await?
             .with_order(cmd.order_exprs.clone());

@@ -21,14 +21,16 @@ use datafusion::physical_plan::ExecutionPlan;
 
 use crate::error::Result;
 use crate::format::{ErrorPolicy, SchemaRegistry, Side, TableFormats};
+use crate::options::MinPartitions;
 use crate::options::ScanOptions;
 use crate::options::scan::declared_key_fields;
 use crate::scan::pushdown::analyze;
+use crate::scan::split::split_scans;
 use crate::scan::{
-    EventTimeTracker, ScanBounds, ScanInput, TimestampOrder, TopicScanExec, plan_scan,
+    Discovery, EventTimeTracker, ScanBounds, ScanInput, TimestampOrder, TopicScanExec, plan_scan,
 };
 use crate::sink::{DeadLetters, LateRows, MessageWriter, RowEncoder, TopicSink};
-use crate::source::{DeferredAcks, LogSource, OffsetRange, QueueRead, TableSource};
+use crate::source::{DeferredAcks, LogSource, OffsetRange, QueueRead, TableSource, TopicPartition};
 
 pub use definition::TableDefinition;
 pub use factory::TopicTableFactory;
@@ -57,7 +59,7 @@ pub struct TopicTable {
     dead_letters: Option<Arc<DeadLetters>>,
     late_rows: Option<Arc<LateRows>>,
     /// A log table bound to exactly these ranges (a continuous query's micro-batch).
-    bound: Option<Arc<BTreeMap<i32, OffsetRange>>>,
+    bound: Option<Arc<BTreeMap<TopicPartition, OffsetRange>>>,
     /// A micro-batch's late-row bound: the watermark the previous batch left.
     late_before: Option<i64>,
     /// A queue table read as one micro-batch: drained, capped, acknowledgements deferred.
@@ -94,6 +96,7 @@ impl TopicTable {
         } = definition;
         let source = connection.source()?;
         source.check().await?;
+        let several = source.log().is_some_and(|set| !set.is_single());
         let ordered = match &source {
             TableSource::Log(log) => log.timestamps_ordered().await?,
             TableSource::Queue(_) => false,
@@ -109,8 +112,10 @@ impl TopicTable {
         let mut table =
             Self::from_source(source, scan, value_schema, connector.metadata_columns()).await?;
         table.timestamps.ordered = ordered;
-        table.writer = Some(connection.writer()?);
-        table.log = Some(connection.log()?);
+        if !several {
+            table.writer = Some(connection.writer()?);
+            table.log = Some(connection.log()?);
+        }
         table.dead_letters = dead_letters;
         table.late_rows = late_rows;
         Ok(table)
@@ -147,7 +152,10 @@ impl TopicTable {
             max_skew_ms: scan.timestamp_max_skew.map(|d| d.as_millis() as i64),
         };
         Ok(Self {
-            log: source.log().cloned(),
+            log: source
+                .log()
+                .filter(|set| set.is_single())
+                .and_then(|set| set.member(set.label()).ok()),
             source,
             scan,
             formats,
@@ -176,10 +184,10 @@ impl TopicTable {
         self
     }
 
-    /// The same table restricted to exactly `ranges` (partition → closed range): a bounded
+    /// The same table restricted to exactly `ranges` ((topic, partition) → closed range): a bounded
     /// table, as one micro-batch of a continuous query reads it. Its scans neither read the
     /// watermarks nor the table's start and end positions. `None` for a queue table.
-    pub fn with_ranges(&self, ranges: BTreeMap<i32, OffsetRange>) -> Option<Self> {
+    pub fn with_ranges(&self, ranges: BTreeMap<TopicPartition, OffsetRange>) -> Option<Self> {
         if self.source.queue().is_some() {
             return None;
         }
@@ -289,7 +297,7 @@ impl TableProvider for TopicTable {
 
     async fn scan(
         &self,
-        _state: &dyn Session,
+        state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
         limit: Option<usize>,
@@ -300,16 +308,30 @@ impl TableProvider for TopicTable {
             self.dead_letters.is_some() || self.late_rows.is_some(),
             watermark.map(|w| w.column.as_str()),
         )?;
+        let mut discovery = None;
         let input = match &self.source {
             TableSource::Log(log) => {
                 let bounds = match &self.bound {
                     Some(ranges) => ScanBounds::Bound(ranges),
                     None => ScanBounds::Table(&self.scan),
                 };
-                let partitions = plan_scan(log.as_ref(), bounds, filters, self.timestamps).await?;
+                let planned = plan_scan(log, bounds, filters, self.timestamps).await?;
+                let live = planned.partitions.iter().any(|p| !p.is_bounded());
+                if live {
+                    discovery = Discovery::new(log, &planned, self.timestamps, &self.scan.topics);
+                }
+                let topics = &self.scan.topics;
+                let min_partitions = topics.split_min_partitions.map(|m| match m {
+                    MinPartitions::Count(n) => n,
+                    MinPartitions::Auto => state.config().target_partitions(),
+                });
                 ScanInput::Log {
-                    source: Arc::clone(log),
-                    partitions,
+                    source: log.clone(),
+                    partitions: split_scans(
+                        planned.partitions,
+                        topics.split_max_messages,
+                        min_partitions,
+                    ),
                 }
             }
             TableSource::Queue(queue) => ScanInput::Queue {
@@ -325,7 +347,8 @@ impl TableProvider for TopicTable {
         let mut exec = TopicScanExec::new(input, self.formats.clone(), projection, limit)
             .with_declared_order(self.order.clone())
             .with_fail_on_data_loss(self.scan.fail_on_data_loss)
-            .with_dead_letters(self.dead_letters.clone());
+            .with_dead_letters(self.dead_letters.clone())
+            .with_discovery(discovery);
         if let Some(spec) = watermark {
             // A micro-batch (bound ranges or a queue batch) judges lateness by the watermark its
             // predecessor left; a live scan by its own watermark as it runs.

@@ -543,7 +543,7 @@ async fn a_partition_added_while_a_continuous_query_runs_is_read_from_its_start(
                 let mut seen = seen.lock().unwrap();
                 for ranges in p.sources.values() {
                     for (partition, r) in &ranges.partitions {
-                        *seen.entry(*partition).or_default() += r.len() as i64;
+                        *seen.entry(partition.partition).or_default() += r.len() as i64;
                     }
                 }
             })

@@ -78,14 +78,16 @@ async fn totals(client: &tokio_postgres::Client, name: &str) -> BTreeMap<String,
         .collect()
 }
 
-/// Batch → (table, partition) → (start, end), from the offsets table.
-type Ranges = BTreeMap<i64, BTreeMap<(String, i32), (i64, i64)>>;
+/// Batch → (table, topic, partition) → (start, end), from the offsets table.
+type Ranges = BTreeMap<i64, BTreeMap<(String, String, i32), (i64, i64)>>;
 
 async fn offsets_table(client: &tokio_postgres::Client, name: &str) -> Ranges {
     let mut out = Ranges::new();
     for r in client
         .query(
-            &format!("SELECT batch, source, part, start_offset, end_offset FROM {name}_offsets"),
+            &format!(
+                "SELECT batch, source, topic, part, start_offset, end_offset FROM {name}_offsets"
+            ),
             &[],
         )
         .await
@@ -93,7 +95,7 @@ async fn offsets_table(client: &tokio_postgres::Client, name: &str) -> Ranges {
     {
         out.entry(r.get(0))
             .or_default()
-            .insert((r.get(1), r.get(2)), (r.get(3), r.get(4)));
+            .insert((r.get(1), r.get(2), r.get(3)), (r.get(4), r.get(5)));
     }
     out
 }
@@ -107,7 +109,10 @@ fn checkpoint_offsets(checkpoint: &Path) -> Ranges {
         let ranges = out.entry(record.batch as i64).or_default();
         for (table, source) in record.sources {
             for (p, r) in source.partitions {
-                ranges.insert((table.clone(), p), (r.start, r.end_or_max()));
+                ranges.insert(
+                    (table.clone(), p.topic.to_string(), p.partition),
+                    (r.start, r.end_or_max()),
+                );
             }
         }
     }

@@ -15,9 +15,10 @@ use async_trait::async_trait;
 
 use crate::connector::{Connector, ConnectorTable};
 use crate::error::Result;
+use crate::error::TopicsError;
 use crate::options::{OptionBag, OptionDecl, ScanOptions};
 use crate::sink::MessageWriter;
-use crate::source::{LogSource, TableSource};
+use crate::source::{LogCatalog, LogSet, LogSource, TableSource, TopicSelector};
 use crate::table::MetadataColumn;
 
 pub use admin::{TopicCreation, create_topic_if_missing};
@@ -35,6 +36,18 @@ pub const KAFKA_METADATA: &[MetadataColumn] = &[
     MetadataColumn::Key,
     MetadataColumn::Headers,
 ];
+
+impl KafkaTable {
+    fn single_topic(&self, what: &str) -> Result<()> {
+        match &self.settings.topics {
+            TopicSelector::Named(names) if names.len() == 1 => Ok(()),
+            selector => Err(TopicsError::plan(format!(
+                "a Kafka table over several topics ({selector}) cannot be {what}; declare a table \
+                 over the one topic for that"
+            ))),
+        }
+    }
+}
 
 /// `STORED AS KAFKA`: Kafka topics at `kafka://host:port[,host:port…]/topic`.
 #[derive(Debug, Clone, Copy, Default)]
@@ -77,14 +90,53 @@ impl Connector for KafkaConnector {
 pub struct KafkaTable {
     settings: KafkaSettings,
     source: Arc<KafkaSource>,
+    catalog: Arc<KafkaCatalog>,
     writer: Arc<KafkaWriter>,
+}
+
+/// Opens the topics of a table over several topics (or a pattern): one source per topic, all
+/// asking for metadata through one client.
+struct KafkaCatalog {
+    config: KafkaConfig,
+    client: source::SharedClient,
+}
+
+impl std::fmt::Debug for KafkaCatalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KafkaCatalog")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl LogCatalog for KafkaCatalog {
+    async fn topic_names(&self) -> Result<Vec<String>> {
+        KafkaSource::sharing(self.config.clone(), Arc::clone(&self.client))
+            .topic_names()
+            .await
+    }
+
+    fn open(&self, topic: &str) -> Result<Arc<dyn LogSource>> {
+        let mut config = self.config.clone();
+        config.topic = topic.to_string();
+        Ok(Arc::new(KafkaSource::sharing(
+            config,
+            Arc::clone(&self.client),
+        )))
+    }
 }
 
 impl KafkaTable {
     /// The connection of a table with these settings (connects on first use).
     pub fn new(settings: KafkaSettings) -> Self {
+        let client = source::SharedClient::default();
         Self {
-            source: Arc::new(KafkaSource::new(settings.config.clone())),
+            catalog: Arc::new(KafkaCatalog {
+                config: settings.config.clone(),
+                client: Arc::clone(&client),
+            }),
+            source: Arc::new(KafkaSource::sharing(settings.config.clone(), client)),
             writer: Arc::new(
                 KafkaWriter::new(settings.config.clone()).with_recovery(settings.recovery),
             ),
@@ -95,30 +147,46 @@ impl KafkaTable {
 
 #[async_trait]
 impl ConnectorTable for KafkaTable {
-    fn topic(&self) -> &str {
-        &self.settings.config.topic
+    fn topics(&self) -> &TopicSelector {
+        &self.settings.topics
     }
 
     async fn create_if_missing(&self) -> Result<bool> {
-        match self.settings.create {
-            Some(spec) => create_topic_if_missing(&self.settings.config, spec).await,
-            None => Ok(false),
+        let (Some(spec), TopicSelector::Named(names)) =
+            (self.settings.create, &self.settings.topics)
+        else {
+            return Ok(false);
+        };
+        let mut created = false;
+        for name in names {
+            let mut config = self.settings.config.clone();
+            config.topic = name.clone();
+            created |= create_topic_if_missing(&config, spec).await?;
         }
+        Ok(created)
     }
 
     fn source(&self) -> Result<TableSource> {
-        Ok(TableSource::Log(self.log()?))
+        Ok(TableSource::Log(match &self.settings.topics {
+            TopicSelector::Named(names) if names.len() == 1 => {
+                LogSet::single(Arc::clone(&self.source) as _)
+            }
+            selector => LogSet::new("kafka", selector.clone(), Arc::clone(&self.catalog) as _),
+        }))
     }
 
     fn log(&self) -> Result<Arc<dyn LogSource>> {
+        self.single_topic("read back as one log")?;
         Ok(Arc::clone(&self.source) as _)
     }
 
     fn writer(&self) -> Result<Arc<dyn MessageWriter>> {
+        self.single_topic("written to")?;
         Ok(Arc::clone(&self.writer) as _)
     }
 
     fn dead_letter_writer(&self, destination: &str) -> Arc<dyn MessageWriter> {
+        // Dead letters and late rows of every topic go to the one destination topic.
         let mut config = self.settings.config.clone();
         config.topic = destination.to_string();
         Arc::new(KafkaWriter::new(config))

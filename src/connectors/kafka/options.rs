@@ -3,6 +3,7 @@
 use crate::error::{Result, TopicsError};
 use crate::options::{OptionBag, OptionDecl, ScanOptions, non_empty, parse_count};
 use crate::sink::Recovery;
+use crate::source::TopicSelector;
 
 use super::admin::TopicCreation;
 use super::config::KafkaConfig;
@@ -54,8 +55,10 @@ pub const KAFKA_OPTIONS: &[&OptionDecl] = &[
 /// What a Kafka table's options say about the connection, topic creation and sinks.
 #[derive(Debug, Clone)]
 pub struct KafkaSettings {
-    /// Connection settings and topic.
+    /// Connection settings and the first topic (the only one of a one-topic table).
     pub config: KafkaConfig,
+    /// The topics the table reads: the location's list, or `topic.pattern`.
+    pub topics: TopicSelector,
     /// Create the topic when it is missing (`topic.create`), with these settings.
     pub create: Option<TopicCreation>,
     /// How continuous-query batches written to this topic recover (`sink.recovery`).
@@ -66,8 +69,15 @@ impl KafkaSettings {
     /// Parses the location and takes the Kafka options from `bag`; `scan` holds the options
     /// every table takes (the group, the timeout, whether to create the topic).
     pub fn parse(location: &str, bag: &mut OptionBag, scan: &ScanOptions) -> Result<Self> {
-        let (bootstrap, topic) = parse_kafka_location(location)?;
-        let mut config = KafkaConfig::new(bootstrap, topic);
+        let pattern = scan.topics.pattern.clone();
+        let (bootstrap, names) = parse_kafka_location_with(location, pattern.is_some(), || {
+            std::env::var(KAFKA_BOOTSTRAP_ENV).ok()
+        })?;
+        let topics = match pattern {
+            Some(re) => TopicSelector::Pattern(re),
+            None => TopicSelector::Named(names.clone()),
+        };
+        let mut config = KafkaConfig::new(bootstrap, names.first().cloned().unwrap_or_default());
         config.group_id = scan.group_id.clone();
         config.timeout = scan.connect_timeout;
         for (property, value) in bag.take_family(&CLIENT_PROPERTIES) {
@@ -102,6 +112,7 @@ impl KafkaSettings {
         }
         Ok(Self {
             config,
+            topics,
             create: scan.create_topic.then_some(spec),
             recovery,
         })
@@ -116,28 +127,33 @@ impl KafkaSettings {
 /// The environment variable that supplies bootstrap servers to a `kafka:///topic` location.
 pub const KAFKA_BOOTSTRAP_ENV: &str = "KAFKA_BOOTSTRAP";
 
-/// Splits `kafka://h1:9092,h2:9092/topic` into bootstrap servers and topic; `kafka:///topic`
-/// takes the servers from the `KAFKA_BOOTSTRAP` environment variable.
+/// Splits `kafka://h1:9092,h2:9092/topic` into bootstrap servers and topic (`a,b` for a table
+/// over several topics); `kafka:///topic` takes the servers from the `KAFKA_BOOTSTRAP`
+/// environment variable.
 pub fn parse_kafka_location(location: &str) -> Result<(String, String)> {
-    parse_kafka_location_with(location, || std::env::var(KAFKA_BOOTSTRAP_ENV).ok())
+    let (servers, topics) =
+        parse_kafka_location_with(location, false, || std::env::var(KAFKA_BOOTSTRAP_ENV).ok())?;
+    Ok((servers, topics.join(",")))
 }
 
-/// [`parse_kafka_location`] with the environment lookup supplied by the caller.
+/// [`parse_kafka_location`] into the topic list (empty when `pattern` says the topics come
+/// from `topic.pattern`), with the environment lookup supplied by the caller.
 fn parse_kafka_location_with(
     location: &str,
+    pattern: bool,
     servers_from_env: impl FnOnce() -> Option<String>,
-) -> Result<(String, String)> {
+) -> Result<(String, Vec<String>)> {
     let bad = |reason: &str| TopicsError::InvalidLocation {
         location: location.to_string(),
         reason: reason.to_string(),
     };
     let rest = location
         .strip_prefix("kafka://")
-        .ok_or_else(|| bad("expected kafka://host:port[,host:port…]/topic"))?;
-    let (servers, topic) = rest
+        .ok_or_else(|| bad("expected kafka://host:port[,host:port…]/topic[,topic…]"))?;
+    let (servers, topics) = rest
         .split_once('/')
         .ok_or_else(|| bad("no topic: expected kafka://host:port/topic"))?;
-    let topic = topic.trim_end_matches('/');
+    let topics = topics.trim_end_matches('/');
     let from_env;
     let servers = if servers.is_empty() {
         from_env = servers_from_env().ok_or_else(|| {
@@ -158,19 +174,36 @@ fn parse_kafka_location_with(
             return Err(bad(&format!("server '{server}' is not host:port")));
         }
     }
-    if topic.is_empty() {
+    if pattern {
+        if !topics.is_empty() {
+            return Err(bad(
+                "with 'topic.pattern' the location names no topic (kafka:/// or kafka://host:port/)",
+            ));
+        }
+        return Ok((servers.to_string(), Vec::new()));
+    }
+    if topics.is_empty() {
         return Err(bad("the topic name is empty"));
     }
-    if topic.len() > 249
-        || !topic
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-    {
-        return Err(bad(&format!(
-            "'{topic}' is not a valid Kafka topic name (letters, digits, '.', '_', '-'; at most 249)"
-        )));
+    let mut names: Vec<String> = Vec::new();
+    for topic in topics.split(',') {
+        let topic = topic.trim();
+        if topic.is_empty()
+            || topic.len() > 249
+            || !topic
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        {
+            return Err(bad(&format!(
+                "'{topic}' is not a valid Kafka topic name (letters, digits, '.', '_', '-'; at most 249)"
+            )));
+        }
+        if names.iter().any(|n| n == topic) {
+            return Err(bad(&format!("topic '{topic}' is named twice")));
+        }
+        names.push(topic.to_string());
     }
-    Ok((servers.to_string(), topic.to_string()))
+    Ok((servers.to_string(), names))
 }
 
 #[cfg(test)]
@@ -194,16 +227,29 @@ mod tests {
             let err = parse_kafka_location(bad).unwrap_err().to_string();
             assert!(err.contains(bad), "{err}");
         }
-        let err = parse_kafka_location_with("kafka:///t", || None).unwrap_err();
+        assert_eq!(
+            parse_kafka_location("kafka://h:1/a,b.c").unwrap(),
+            ("h:1".to_string(), "a,b.c".to_string())
+        );
+        for bad in ["kafka://h:1/a,,b", "kafka://h:1/a,a"] {
+            assert!(parse_kafka_location(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            parse_kafka_location_with("kafka://h:1/", true, || None).unwrap(),
+            ("h:1".to_string(), vec![])
+        );
+        let err = parse_kafka_location_with("kafka://h:1/t", true, || None).unwrap_err();
+        assert!(err.to_string().contains("topic.pattern"), "{err}");
+        let err = parse_kafka_location_with("kafka:///t", false, || None).unwrap_err();
         assert!(
             err.to_string().contains("KAFKA_BOOTSTRAP is not set"),
             "{err}"
         );
         assert_eq!(
-            parse_kafka_location_with("kafka:///t", || Some("h:1,h:2".into())).unwrap(),
-            ("h:1,h:2".to_string(), "t".to_string())
+            parse_kafka_location_with("kafka:///t", false, || Some("h:1,h:2".into())).unwrap(),
+            ("h:1,h:2".to_string(), vec!["t".to_string()])
         );
-        assert!(parse_kafka_location_with("kafka:///t", || Some("h".into())).is_err());
+        assert!(parse_kafka_location_with("kafka:///t", false, || Some("h".into())).is_err());
     }
 
     #[test]

@@ -18,17 +18,43 @@ use crate::source::{LogSource, OffsetRange, RawBatchStream, ReadRequest, Waterma
 /// A Kafka topic as a [`LogSource`]: holds settings only and connects on demand.
 pub struct KafkaSource {
     config: KafkaConfig,
-    /// One lazily created client for metadata requests, reused across plans.
-    metadata_client: Mutex<Option<Arc<ScanConsumer>>>,
+    /// One lazily created client for metadata requests, reused across plans (and shared by
+    /// the topics of one table).
+    metadata_client: SharedClient,
 }
+
+/// A lazily created metadata client, shared by the sources of one table's topics.
+pub(super) type SharedClient = Arc<Mutex<Option<Arc<ScanConsumer>>>>;
 
 impl KafkaSource {
     /// A source for the topic and brokers in `config`.
     pub fn new(config: KafkaConfig) -> Self {
+        Self::sharing(config, SharedClient::default())
+    }
+
+    /// A source for `config`'s topic that asks for metadata through `client` (created on
+    /// first use, with `config`'s settings).
+    pub(super) fn sharing(config: KafkaConfig, client: SharedClient) -> Self {
         Self {
             config,
-            metadata_client: Mutex::new(None),
+            metadata_client: client,
         }
+    }
+
+    /// Every topic on the brokers but internal ones (`__consumer_offsets`, …).
+    pub(super) async fn topic_names(&self) -> Result<Vec<String>> {
+        self.blocking("listing topics", |client, config| {
+            let metadata = client
+                .fetch_metadata(None, config.timeout)
+                .map_err(|e| Self::classify(&config, "listing topics", e))?;
+            Ok(metadata
+                .topics()
+                .iter()
+                .filter(|t| t.error().is_none() && !t.name().starts_with("__"))
+                .map(|t| t.name().to_string())
+                .collect())
+        })
+        .await
     }
 
     /// The connection settings.

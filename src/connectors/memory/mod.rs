@@ -15,7 +15,7 @@ use crate::connector::{Connector, ConnectorTable};
 use crate::error::{Result, TopicsError};
 use crate::options::{OptionBag, OptionDecl, ScanOptions, parse_count, parse_duration};
 use crate::sink::MessageWriter;
-use crate::source::{LogSource, TableSource};
+use crate::source::{LogCatalog, LogSet, LogSource, TableSource, TopicSelector};
 use crate::table::MetadataColumn;
 
 pub use queue::MemoryQueue;
@@ -120,15 +120,37 @@ impl Connector for MemoryConnector {
         bag: &mut OptionBag,
         scan: &ScanOptions,
     ) -> Result<Arc<dyn ConnectorTable>> {
-        let name = location
+        let names = location
             .strip_prefix("mem://")
             .map(|rest| rest.trim_start_matches('/').trim_end_matches('/'))
-            .filter(|n| !n.is_empty() && !n.contains('/'))
+            .filter(|n| !n.contains('/'))
             .ok_or_else(|| TopicsError::InvalidLocation {
                 location: location.to_string(),
-                reason: "expected mem:///name".into(),
-            })?
-            .to_string();
+                reason: "expected mem:///name[,name…]".into(),
+            })?;
+        let topics = match &scan.topics.pattern {
+            Some(re) if names.is_empty() => TopicSelector::Pattern(re.clone()),
+            Some(_) => {
+                return Err(TopicsError::InvalidLocation {
+                    location: location.to_string(),
+                    reason: "with 'topic.pattern' the location names no topic (mem:///)".into(),
+                });
+            }
+            None => {
+                let list: Vec<String> = names.split(',').map(|n| n.trim().to_string()).collect();
+                if list.iter().any(String::is_empty) {
+                    return Err(TopicsError::InvalidLocation {
+                        location: location.to_string(),
+                        reason: "expected mem:///name[,name…]".into(),
+                    });
+                }
+                TopicSelector::Named(list)
+            }
+        };
+        let name = match &topics {
+            TopicSelector::Named(list) => list[0].clone(),
+            TopicSelector::Pattern(_) => String::new(),
+        };
         let partitions = bag
             .take_with(&PARTITIONS, |k, v| parse_count(k, v, 10_000))?
             .unwrap_or(1) as usize;
@@ -158,8 +180,17 @@ impl Connector for MemoryConnector {
                 reason: "applies with 'memory.mode' = 'work-queue'".into(),
             });
         }
+        if !matches!(&topics, TopicSelector::Named(l) if l.len() == 1)
+            && matches!(mode, Mode::Queue { .. })
+        {
+            return Err(TopicsError::OptionConflict {
+                key: MODE.key.into(),
+                reason: format!("a work queue reads one topic; the table names several ({topics})"),
+            });
+        }
         Ok(Arc::new(MemoryTable {
             name,
+            topics,
             partitions,
             create: scan.create_topic,
             mode,
@@ -173,6 +204,7 @@ impl Connector for MemoryConnector {
 #[derive(Debug)]
 struct MemoryTable {
     name: String,
+    topics: TopicSelector,
     partitions: usize,
     create: bool,
     mode: Mode,
@@ -180,7 +212,58 @@ struct MemoryTable {
     queue: OnceLock<MemoryQueue>,
 }
 
+/// Opens memory topics by name, for tables over several topics or a pattern.
+#[derive(Debug)]
+struct MemoryCatalog;
+
+#[async_trait]
+impl LogCatalog for MemoryCatalog {
+    async fn topic_names(&self) -> Result<Vec<String>> {
+        Ok(topics()
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .cloned()
+            .collect())
+    }
+
+    fn open(&self, topic: &str) -> Result<Arc<dyn LogSource>> {
+        existing_memory_topic(topic)
+            .map(|t| Arc::new(t) as _)
+            .ok_or_else(|| TopicsError::UnknownTopic {
+                kind: "memory",
+                topic: topic.to_string(),
+                brokers: "this process".into(),
+            })
+    }
+}
+
+/// Removes the memory topic `name` (as deleting a topic would); readers of it see no more
+/// partitions.
+pub fn delete_memory_topic(name: &str) -> bool {
+    let removed = topics()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(name);
+    match removed {
+        Some(topic) => {
+            topic.mark_deleted();
+            true
+        }
+        None => false,
+    }
+}
+
 impl MemoryTable {
+    fn single_topic(&self, what: &str) -> Result<()> {
+        match &self.topics {
+            TopicSelector::Named(names) if names.len() == 1 => Ok(()),
+            selector => Err(TopicsError::plan(format!(
+                "a memory table over several topics ({selector}) cannot be {what}"
+            ))),
+        }
+    }
+
     fn topic_handle(&self) -> Result<MemoryTopic> {
         if let Some(t) = self.topic.get() {
             return Ok(t.clone());
@@ -196,22 +279,35 @@ impl MemoryTable {
 
 #[async_trait]
 impl ConnectorTable for MemoryTable {
-    fn topic(&self) -> &str {
-        &self.name
+    fn topics(&self) -> &TopicSelector {
+        &self.topics
     }
 
     async fn create_if_missing(&self) -> Result<bool> {
-        if !self.create || existing_memory_topic(&self.name).is_some() {
+        let TopicSelector::Named(names) = &self.topics else {
             return Ok(false);
+        };
+        let mut created = false;
+        for name in names.iter().filter(|_| self.create) {
+            if existing_memory_topic(name).is_none() {
+                memory_topic(name, self.partitions);
+                created = true;
+            }
         }
-        memory_topic(&self.name, self.partitions);
-        Ok(true)
+        Ok(created)
     }
 
     fn source(&self) -> Result<TableSource> {
+        if !matches!(&self.topics, TopicSelector::Named(l) if l.len() == 1) {
+            return Ok(TableSource::Log(LogSet::new(
+                "memory",
+                self.topics.clone(),
+                Arc::new(MemoryCatalog),
+            )));
+        }
         let topic = self.topic_handle()?;
         Ok(match &self.mode {
-            Mode::Log => TableSource::Log(Arc::new(topic)),
+            Mode::Log => TableSource::Log(LogSet::single(Arc::new(topic))),
             Mode::Queue { readers, ack_wait } => TableSource::Queue(Arc::new(
                 self.queue
                     .get_or_init(|| MemoryQueue::new(topic, *readers, *ack_wait))
@@ -221,10 +317,12 @@ impl ConnectorTable for MemoryTable {
     }
 
     fn log(&self) -> Result<Arc<dyn LogSource>> {
+        self.single_topic("read back as one log")?;
         Ok(Arc::new(self.topic_handle()?))
     }
 
     fn writer(&self) -> Result<Arc<dyn MessageWriter>> {
+        self.single_topic("written to")?;
         Ok(Arc::new(self.topic_handle()?))
     }
 

@@ -83,8 +83,11 @@ pub struct MemoryTopic {
 
 struct Inner {
     name: String,
-    partitions: Vec<Mutex<Partition>>,
+    /// Partitions may be added (to exercise discovery), never removed.
+    partitions: std::sync::RwLock<Vec<Arc<Mutex<Partition>>>>,
     appended: Notify,
+    /// Set once the topic is deleted (`delete_memory_topic`): metadata calls then fail.
+    deleted: std::sync::atomic::AtomicBool,
     /// Writes left before writing fails (negative: never), to simulate a crash mid-batch.
     #[cfg(test)]
     write_budget: std::sync::atomic::AtomicI64,
@@ -94,7 +97,7 @@ impl fmt::Debug for MemoryTopic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryTopic")
             .field("name", &self.inner.name)
-            .field("partitions", &self.inner.partitions.len())
+            .field("partitions", &self.inner.count())
             .finish()
     }
 }
@@ -112,17 +115,34 @@ fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
+/// A partition, locked.
+struct Locked(Arc<Mutex<Partition>>);
+
+impl Locked {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Partition> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 impl Inner {
-    fn partition(&self, p: i32) -> Result<std::sync::MutexGuard<'_, Partition>> {
+    fn partition(&self, p: i32) -> Result<Locked> {
+        let partitions = self.partitions.read().unwrap_or_else(|e| e.into_inner());
         usize::try_from(p)
             .ok()
-            .and_then(|i| self.partitions.get(i))
-            .map(|m| m.lock().unwrap_or_else(|e| e.into_inner()))
+            .and_then(|i| partitions.get(i))
+            .map(|m| Locked(Arc::clone(m)))
             .ok_or_else(|| TopicsError::Client {
                 kind: "memory",
                 action: format!("reading topic '{}'", self.name),
-                detail: format!("no partition {p} (it has {})", self.partitions.len()),
+                detail: format!("no partition {p} (it has {})", partitions.len()),
             })
+    }
+
+    fn count(&self) -> usize {
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
     }
 }
 
@@ -132,8 +152,11 @@ impl MemoryTopic {
         Self {
             inner: Arc::new(Inner {
                 name: name.into(),
-                partitions: (0..partitions.max(1)).map(|_| Mutex::default()).collect(),
+                partitions: std::sync::RwLock::new(
+                    (0..partitions.max(1)).map(|_| Arc::default()).collect(),
+                ),
                 appended: Notify::new(),
+                deleted: std::sync::atomic::AtomicBool::new(false),
                 #[cfg(test)]
                 write_budget: std::sync::atomic::AtomicI64::new(-1),
             }),
@@ -147,13 +170,36 @@ impl MemoryTopic {
 
     /// How many partitions it has.
     pub fn partition_count(&self) -> usize {
-        self.inner.partitions.len()
+        self.inner.count()
+    }
+
+    /// Marks the topic deleted: metadata calls fail as for a missing topic (its readers are
+    /// not interrupted, as a broker's would not be at once).
+    pub(super) fn mark_deleted(&self) {
+        self.inner
+            .deleted
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Adds partitions until there are `count` (as Kafka's CreatePartitions does).
+    pub fn add_partitions(&self, count: usize) {
+        let mut partitions = self
+            .inner
+            .partitions
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        while partitions.len() < count {
+            partitions.push(Arc::default());
+        }
+        drop(partitions);
+        self.inner.appended.notify_waiters();
     }
 
     /// Appends `message` to `partition`; returns its offset.
     pub fn append(&self, partition: i32, message: MemoryMessage) -> Result<i64> {
         let offset = {
-            let mut p = self.inner.partition(partition)?;
+            let locked = self.inner.partition(partition)?;
+            let mut p = locked.lock();
             p.messages.push_back(message);
             p.high() - 1
         };
@@ -163,7 +209,8 @@ impl MemoryTopic {
 
     /// Removes the messages of `partition` below `offset`, as retention would.
     pub fn delete_before(&self, partition: i32, offset: i64) -> Result<()> {
-        let mut p = self.inner.partition(partition)?;
+        let locked = self.inner.partition(partition)?;
+        let mut p = locked.lock();
         let to = offset.min(p.high());
         while p.first < to {
             p.messages.pop_front();
@@ -179,7 +226,8 @@ impl MemoryTopic {
         start: i64,
         end: i64,
     ) -> Result<Vec<(i64, MemoryMessage)>> {
-        let p = self.inner.partition(partition)?;
+        let locked = self.inner.partition(partition)?;
+        let p = locked.lock();
         let from = start.max(p.first);
         let to = end.min(p.high());
         Ok((from..to)
@@ -197,7 +245,8 @@ impl MemoryTopic {
     }
 
     fn marks(&self, partition: i32) -> Result<Watermarks> {
-        let p = self.inner.partition(partition)?;
+        let locked = self.inner.partition(partition)?;
+        let p = locked.lock();
         Ok(Watermarks {
             low: p.first,
             high: p.high(),
@@ -216,7 +265,14 @@ impl LogSource for MemoryTopic {
     }
 
     async fn partitions(&self) -> Result<Vec<i32>> {
-        Ok((0..self.inner.partitions.len() as i32).collect())
+        if self.inner.deleted.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(TopicsError::UnknownTopic {
+                kind: "memory",
+                topic: self.inner.name.clone(),
+                brokers: "this process".into(),
+            });
+        }
+        Ok((0..self.inner.count() as i32).collect())
     }
 
     async fn watermarks(&self, partitions: &[i32]) -> Result<Vec<Watermarks>> {
@@ -231,7 +287,8 @@ impl LogSource for MemoryTopic {
         partitions
             .iter()
             .map(|&p| {
-                let part = self.inner.partition(p)?;
+                let locked = self.inner.partition(p)?;
+                let part = locked.lock();
                 Ok(part
                     .messages
                     .iter()
@@ -288,13 +345,14 @@ impl MemoryReader {
                 self.request.batch_rows.max(1),
             );
             {
-                let p = match self.topic.inner.partition(self.partition) {
+                let locked = match self.topic.inner.partition(self.partition) {
                     Ok(p) => p,
                     Err(e) => {
                         self.remaining = 0;
                         return Some(Err(e));
                     }
                 };
+                let p = locked.lock();
                 if self.next < p.first {
                     if self.request.fail_on_data_loss {
                         self.remaining = 0;
@@ -352,7 +410,7 @@ impl MessageWriter for MemoryTopic {
     }
 
     async fn write(&self, messages: &[OutgoingMessage]) -> Result<u64> {
-        let count = self.inner.partitions.len() as u128;
+        let count = self.inner.count() as u128;
         for m in messages {
             #[cfg(test)]
             {

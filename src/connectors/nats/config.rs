@@ -175,17 +175,22 @@ fn check_stream_name(stream: &str) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// Splits `nats://h1:4222[,h2:4222]/STREAM` into server URLs and stream name; `nats:///STREAM`
-/// takes the server URLs from the `NATS_URL` environment variable.
+/// Splits `nats://h1:4222[,h2:4222]/STREAM` into server URLs and stream name (`A,B` for a
+/// table over several streams); `nats:///STREAM` takes the server URLs from the `NATS_URL`
+/// environment variable.
 pub fn parse_nats_location(location: &str) -> Result<(String, String)> {
-    parse_nats_location_with(location, || std::env::var(NATS_URL_ENV).ok())
+    let (servers, streams) =
+        parse_nats_location_with(location, false, || std::env::var(NATS_URL_ENV).ok())?;
+    Ok((servers, streams.join(",")))
 }
 
-/// [`parse_nats_location`] with the environment lookup supplied by the caller.
-fn parse_nats_location_with(
+/// [`parse_nats_location`] into the stream list (empty when `pattern` says the streams come
+/// from `topic.pattern`), with the environment lookup supplied by the caller.
+pub(super) fn parse_nats_location_with(
     location: &str,
+    pattern: bool,
     servers_from_env: impl FnOnce() -> Option<String>,
-) -> Result<(String, String)> {
+) -> Result<(String, Vec<String>)> {
     let bad = |reason: &str| TopicsError::InvalidLocation {
         location: location.to_string(),
         reason: reason.to_string(),
@@ -193,11 +198,30 @@ fn parse_nats_location_with(
     let (scheme, rest) = location
         .split_once("://")
         .filter(|(s, _)| matches!(*s, "nats" | "tls"))
-        .ok_or_else(|| bad("expected nats://host:port[,host:port…]/STREAM"))?;
-    let (servers, stream) = rest
+        .ok_or_else(|| bad("expected nats://host:port[,host:port…]/STREAM[,STREAM…]"))?;
+    let (servers, streams) = rest
         .split_once('/')
         .ok_or_else(|| bad("no stream: expected nats://host:port/STREAM"))?;
-    let stream = stream.trim_end_matches('/');
+    let streams = streams.trim_end_matches('/');
+    let names: Vec<String> = if pattern {
+        if !streams.is_empty() {
+            return Err(bad(
+                "with 'topic.pattern' the location names no stream (nats:/// or nats://host:port/)",
+            ));
+        }
+        Vec::new()
+    } else {
+        let mut names: Vec<String> = Vec::new();
+        for stream in streams.split(',') {
+            let stream = stream.trim();
+            check_stream_name(stream).map_err(|r| bad(&r))?;
+            if names.iter().any(|n| n == stream) {
+                return Err(bad(&format!("stream '{stream}' is named twice")));
+            }
+            names.push(stream.to_string());
+        }
+        names
+    };
     if servers.is_empty() {
         // `nats:///STREAM`: the server URLs come from the environment, scheme included.
         let urls = servers_from_env().ok_or_else(|| {
@@ -206,15 +230,13 @@ fn parse_nats_location_with(
                  (nats:///STREAM takes the servers from it)"
             ))
         })?;
-        check_stream_name(stream).map_err(|r| bad(&r))?;
-        return Ok((urls.trim().to_string(), stream.to_string()));
+        return Ok((urls.trim().to_string(), names));
     }
-    check_stream_name(stream).map_err(|r| bad(&r))?;
     let urls: Vec<String> = servers
         .split(',')
         .map(|s| format!("{scheme}://{s}"))
         .collect();
-    Ok((urls.join(","), stream.to_string()))
+    Ok((urls.join(","), names))
 }
 
 /// True when `subject` matches the NATS subject pattern (`*` one token, `>` the rest).
@@ -248,13 +270,23 @@ mod tests {
         assert!(parse_nats_location("nats://h:1/").is_err());
         assert!(parse_nats_location("kafka://h:1/x").is_err());
         assert!(parse_nats_location("nats://h:1/a.b").is_err());
-        let err = parse_nats_location_with("nats:///S", || None).unwrap_err();
+        assert_eq!(
+            parse_nats_location("nats://h:1/A,B").unwrap(),
+            ("nats://h:1".to_string(), "A,B".to_string())
+        );
+        assert!(parse_nats_location("nats://h:1/A,A").is_err());
+        assert!(parse_nats_location_with("nats://h:1/A", true, || None).is_err());
+        let err = parse_nats_location_with("nats:///S", false, || None).unwrap_err();
         assert!(err.to_string().contains("NATS_URL is not set"), "{err}");
         assert_eq!(
-            parse_nats_location_with("nats:///S", || Some("nats://h:1".into())).unwrap(),
+            parse_nats_location_with("nats:///S", false, || Some("nats://h:1".into()))
+                .map(|(s, n)| (s, n.join(",")))
+                .unwrap(),
             ("nats://h:1".to_string(), "S".to_string())
         );
-        assert!(parse_nats_location_with("nats:///a.b", || Some("nats://h:1".into())).is_err());
+        assert!(
+            parse_nats_location_with("nats:///a.b", false, || Some("nats://h:1".into())).is_err()
+        );
         assert!(subject_matches("orders.*", "orders.1"));
         assert!(!subject_matches("orders.*", "orders.1.x"));
         assert!(subject_matches("orders.>", "orders.1.x"));

@@ -15,10 +15,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::connector::{Connector, ConnectorTable};
-use crate::error::Result;
+use crate::error::{Result, TopicsError};
 use crate::options::{OptionBag, OptionDecl, ScanOptions};
 use crate::sink::MessageWriter;
-use crate::source::{LogSource, TableSource};
+use crate::source::{LogCatalog, LogSet, LogSource, TableSource, TopicSelector};
 use crate::table::MetadataColumn;
 
 pub use admin::create_stream_if_missing;
@@ -67,8 +67,10 @@ impl Connector for NatsConnector {
         bag: &mut OptionBag,
         scan: &ScanOptions,
     ) -> Result<Arc<dyn ConnectorTable>> {
-        let config = options::parse_nats_settings(location, bag, scan)?;
-        Ok(Arc::new(NatsTable::new(config, scan.create_topic)))
+        let (config, streams) = options::parse_nats_settings(location, bag, scan)?;
+        Ok(Arc::new(
+            NatsTable::new(config, scan.create_topic).with_streams(streams),
+        ))
     }
 }
 
@@ -76,9 +78,28 @@ impl Connector for NatsConnector {
 #[derive(Debug)]
 pub struct NatsTable {
     config: NatsConfig,
+    streams: TopicSelector,
     create: bool,
     source: Arc<NatsSource>,
     writer: Arc<NatsWriter>,
+}
+
+/// Opens the streams of a table over several streams (or a pattern), all through one
+/// connection.
+#[derive(Debug)]
+struct NatsCatalog {
+    source: Arc<NatsSource>,
+}
+
+#[async_trait]
+impl LogCatalog for NatsCatalog {
+    async fn topic_names(&self) -> Result<Vec<String>> {
+        self.source.stream_names().await
+    }
+
+    fn open(&self, topic: &str) -> Result<Arc<dyn LogSource>> {
+        Ok(Arc::new(self.source.for_stream(topic)))
+    }
 }
 
 impl NatsTable {
@@ -88,24 +109,48 @@ impl NatsTable {
         Self {
             source: Arc::new(NatsSource::new(config.clone())),
             writer: Arc::new(NatsWriter::new(config.clone())),
+            streams: TopicSelector::Named(vec![config.stream.clone()]),
             config,
             create,
+        }
+    }
+
+    /// The same table over `streams` (a list, or a pattern).
+    pub fn with_streams(mut self, streams: TopicSelector) -> Self {
+        self.streams = streams;
+        self
+    }
+
+    fn single_stream(&self, what: &str) -> Result<()> {
+        match &self.streams {
+            TopicSelector::Named(names) if names.len() == 1 => Ok(()),
+            selector => Err(TopicsError::plan(format!(
+                "a NATS table over several streams ({selector}) cannot be {what}; declare a \
+                 table over the one stream for that"
+            ))),
         }
     }
 }
 
 #[async_trait]
 impl ConnectorTable for NatsTable {
-    fn topic(&self) -> &str {
-        &self.config.stream
+    fn topics(&self) -> &TopicSelector {
+        &self.streams
     }
 
     async fn create_if_missing(&self) -> Result<bool> {
+        let TopicSelector::Named(names) = &self.streams else {
+            return Ok(false);
+        };
+        let mut created = false;
         if self.create {
-            create_stream_if_missing(&self.config).await
-        } else {
-            Ok(false)
+            for name in names {
+                let mut config = self.config.clone();
+                config.stream = name.clone();
+                created |= create_stream_if_missing(&config).await?;
+            }
         }
+        Ok(created)
     }
 
     fn source(&self) -> Result<TableSource> {
@@ -114,15 +159,28 @@ impl ConnectorTable for NatsTable {
                 Arc::clone(&self.source),
                 queue.clone(),
             ))),
-            None => TableSource::Log(self.log()?),
+            None => TableSource::Log(match &self.streams {
+                TopicSelector::Named(names) if names.len() == 1 => {
+                    LogSet::single(Arc::clone(&self.source) as _)
+                }
+                selector => LogSet::new(
+                    "nats",
+                    selector.clone(),
+                    Arc::new(NatsCatalog {
+                        source: Arc::clone(&self.source),
+                    }),
+                ),
+            }),
         })
     }
 
     fn log(&self) -> Result<Arc<dyn LogSource>> {
+        self.single_stream("read back as one log")?;
         Ok(Arc::clone(&self.source) as _)
     }
 
     fn writer(&self) -> Result<Arc<dyn MessageWriter>> {
+        self.single_stream("written to")?;
         Ok(Arc::clone(&self.writer) as _)
     }
 

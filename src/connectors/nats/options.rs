@@ -5,9 +5,10 @@ use crate::options::{
     BoundedMode, OptionBag, OptionDecl, ScanOptions, StartupMode, existing_file, missing,
     missing_pair, non_empty, parse_bool, parse_count, parse_duration,
 };
+use crate::source::TopicSelector;
 
 use super::config::{
-    NatsConfig, NatsPartitioning, QueueStart, WorkQueueConfig, parse_nats_location,
+    NatsConfig, NatsPartitioning, QueueStart, WorkQueueConfig, parse_nats_location_with,
 };
 
 /// `nats.partitioning`
@@ -161,9 +162,16 @@ pub fn parse_nats_settings(
     location: &str,
     bag: &mut OptionBag,
     scan: &ScanOptions,
-) -> Result<NatsConfig> {
-    let (servers, stream) = parse_nats_location(location)?;
-    let mut nats = NatsConfig::new(servers, stream);
+) -> Result<(NatsConfig, TopicSelector)> {
+    let pattern = scan.topics.pattern.clone();
+    let (servers, streams) = parse_nats_location_with(location, pattern.is_some(), || {
+        std::env::var(super::config::NATS_URL_ENV).ok()
+    })?;
+    let selector = match pattern {
+        Some(re) => TopicSelector::Pattern(re),
+        None => TopicSelector::Named(streams.clone()),
+    };
+    let mut nats = NatsConfig::new(servers, streams.first().cloned().unwrap_or_default());
     nats.timeout = scan.connect_timeout;
     if scan.key != crate::format::FormatSpec::default() {
         return Err(TopicsError::OptionConflict {
@@ -197,7 +205,23 @@ pub fn parse_nats_settings(
     }
     nats.partitioning = parse_partitioning(bag)?;
     nats.work_queue = parse_work_queue(bag, &nats.partitioning, scan)?;
-    Ok(nats)
+    let several = !matches!(&selector, TopicSelector::Named(n) if n.len() == 1);
+    if several && nats.work_queue.is_some() {
+        return Err(TopicsError::OptionConflict {
+            key: MODE.key.into(),
+            reason: format!("a work queue reads one stream; the table names several ({selector})"),
+        });
+    }
+    if several && matches!(nats.partitioning, NatsPartitioning::Streams(_)) {
+        return Err(TopicsError::OptionConflict {
+            key: PARTITIONING.key.into(),
+            reason: format!(
+                "'streams' makes one table of the streams <name>-0 … <name>-<n-1>; list the \
+                 streams in LOCATION or use topic.pattern instead of combining both ({selector})"
+            ),
+        });
+    }
+    Ok((nats, selector))
 }
 
 fn parse_partitioning(bag: &mut OptionBag) -> Result<NatsPartitioning> {

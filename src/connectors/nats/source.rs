@@ -38,6 +38,31 @@ impl NatsSource {
         &self.config
     }
 
+    /// A source for `stream` with the same settings, sharing this one's connection.
+    pub(super) fn for_stream(&self, stream: &str) -> Self {
+        let mut config = self.config.clone();
+        config.stream = stream.to_string();
+        Self {
+            config,
+            client: Arc::clone(&self.client),
+            subjects: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Every stream the server holds.
+    pub(super) async fn stream_names(&self) -> Result<Vec<String>> {
+        use futures::TryStreamExt;
+        let js = self.context().await?;
+        js.stream_names()
+            .try_collect()
+            .await
+            .map_err(|e| TopicsError::Client {
+                kind: "nats",
+                action: format!("listing streams on {}", self.config.servers),
+                detail: e.to_string(),
+            })
+    }
+
     pub(super) async fn context(&self) -> Result<jetstream::Context> {
         let client = self
             .client

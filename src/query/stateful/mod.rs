@@ -103,7 +103,7 @@ pub(crate) async fn run_stages(
     update: UpdateOutput,
     previous: Vec<RecordBatch>,
     task: Arc<TaskContext>,
-    watermark_after: impl FnOnce(&BTreeMap<String, BTreeMap<i32, i64>>) -> Option<i64>,
+    watermark_after: impl FnOnce(&PerPartition) -> Option<i64>,
 ) -> Result<StatefulRun> {
     let state_schema = stages.partial.schema();
     // Partition order, so a replay merges in the same order and computes the same values.
@@ -244,8 +244,8 @@ fn replace_node(
 
 /// The latest event time per topic and partition, and the late rows, the scans below `plan`
 /// saw.
-fn event_times(plan: &Arc<dyn ExecutionPlan>) -> (BTreeMap<String, BTreeMap<i32, i64>>, u64) {
-    let mut maxima: BTreeMap<String, BTreeMap<i32, i64>> = BTreeMap::new();
+fn event_times(plan: &Arc<dyn ExecutionPlan>) -> (PerPartition, u64) {
+    let mut maxima: PerPartition = BTreeMap::new();
     let mut late = 0;
     let _ = plan.apply(|node| {
         if let Some(scan) = node.downcast_ref::<TopicScanExec>()
@@ -264,10 +264,7 @@ fn event_times(plan: &Arc<dyn ExecutionPlan>) -> (BTreeMap<String, BTreeMap<i32,
 }
 
 /// Maps per-topic maxima to the tables reading those topics.
-pub(crate) fn by_table(
-    maxima: &BTreeMap<String, BTreeMap<i32, i64>>,
-    tables: &BTreeMap<String, String>,
-) -> PerPartition {
+pub(crate) fn by_table(maxima: &PerPartition, tables: &BTreeMap<String, String>) -> PerPartition {
     tables
         .iter()
         .filter_map(|(table, topic)| maxima.get(topic).map(|m| (table.clone(), m.clone())))

@@ -8,9 +8,10 @@ use std::collections::BTreeMap;
 
 use crate::checkpoint::{SourceRanges, StateRecord};
 use crate::options::WatermarkSpec;
+use crate::source::TopicPartition;
 
-/// Table → partition → value.
-pub(crate) type PerPartition = BTreeMap<String, BTreeMap<i32, i64>>;
+/// Table → (topic, partition) → value.
+pub(crate) type PerPartition = BTreeMap<String, BTreeMap<TopicPartition, i64>>;
 
 /// The partitions of each table with a watermark that read nothing in the planned batch and
 /// last delivered rows at least the table's idle timeout before `now_ms`.
@@ -19,17 +20,17 @@ pub(crate) fn idle_partitions(
     previous: Option<&StateRecord>,
     planned: &BTreeMap<String, SourceRanges>,
     now_ms: i64,
-) -> BTreeMap<String, Vec<i32>> {
+) -> BTreeMap<String, Vec<TopicPartition>> {
     let mut out = BTreeMap::new();
     for (table, spec) in specs {
         let Some(ranges) = planned.get(table) else {
             continue;
         };
-        let idle: Vec<i32> = ranges
+        let idle: Vec<TopicPartition> = ranges
             .partitions
             .iter()
             .filter(|(_, r)| r.is_empty())
-            .map(|(p, _)| *p)
+            .map(|(p, _)| p.clone())
             .filter(|p| {
                 let last = previous
                     .and_then(|s| s.last_active.get(table))
@@ -59,7 +60,7 @@ pub(crate) fn advance(
     specs: &BTreeMap<String, WatermarkSpec>,
     previous: Option<&StateRecord>,
     ranges: &BTreeMap<String, SourceRanges>,
-    idle: &BTreeMap<String, Vec<i32>>,
+    idle: &BTreeMap<String, Vec<TopicPartition>>,
     maxima: &PerPartition,
     planned_ms: i64,
 ) -> WatermarkAfter {
@@ -69,13 +70,13 @@ pub(crate) fn advance(
     for (table, spec) in specs {
         let times = event_time.entry(table.clone()).or_default();
         for (p, m) in maxima.get(table).into_iter().flatten() {
-            let e = times.entry(*p).or_insert(*m);
+            let e = times.entry(p.clone()).or_insert(*m);
             *e = (*e).max(*m);
         }
         let active_at = last_active.entry(table.clone()).or_default();
-        let partitions: Vec<i32> = ranges
+        let partitions: Vec<TopicPartition> = ranges
             .get(table)
-            .map(|r| r.partitions.keys().copied().collect())
+            .map(|r| r.partitions.keys().cloned().collect())
             .unwrap_or_default();
         for p in &partitions {
             let read_rows = ranges
@@ -84,22 +85,21 @@ pub(crate) fn advance(
                 .is_some_and(|r| !r.is_empty());
             // A partition seen for the first time counts as active from now.
             if read_rows || !active_at.contains_key(p) {
-                active_at.insert(*p, planned_ms);
+                active_at.insert(p.clone(), planned_ms);
             }
         }
-        let idle_here: &[i32] = idle.get(table).map(Vec::as_slice).unwrap_or(&[]);
-        let active: Vec<i32> = partitions
+        let idle_here: &[TopicPartition] = idle.get(table).map(Vec::as_slice).unwrap_or(&[]);
+        let active: Vec<&TopicPartition> = partitions
             .iter()
-            .copied()
             .filter(|p| !idle_here.contains(p))
             .collect();
         let delay = spec.delay_ms();
         let table_candidate = if active.is_empty() {
             times.values().max().map(|m| m - delay)
-        } else if active.iter().all(|p| times.contains_key(p)) {
+        } else if active.iter().all(|p| times.contains_key(*p)) {
             active
                 .iter()
-                .filter_map(|p| times.get(p))
+                .filter_map(|p| times.get(*p))
                 .min()
                 .map(|m| m - delay)
         } else {
@@ -151,7 +151,7 @@ mod tests {
                 topic: "t".into(),
                 partitions: parts
                     .iter()
-                    .map(|(p, a, b)| (*p, OffsetRange::closed(*a, *b)))
+                    .map(|(p, a, b)| (TopicPartition::new("t", *p), OffsetRange::closed(*a, *b)))
                     .collect(),
                 skipped: BTreeMap::new(),
                 work_queue: None,
@@ -173,7 +173,9 @@ mod tests {
     #[test]
     fn an_idle_partition_stops_holding_the_watermark_back() {
         let specs = spec();
-        let maxima = |p0: i64| -> PerPartition { [("t".into(), [(0, p0)].into())].into() };
+        let maxima = |p0: i64| -> PerPartition {
+            [("t".into(), [(TopicPartition::new("t", 0), p0)].into())].into()
+        };
         // Batch 0: partition 1 reads nothing and has never delivered: no watermark yet.
         let r0 = ranges(&[(0, 0, 5), (1, 0, 0)]);
         let idle0 = idle_partitions(&specs, None, &r0, 0);
@@ -183,7 +185,10 @@ mod tests {
         // Batch 1, 2 s later: partition 1 is idle now; partition 0 alone sets the watermark.
         let r1 = ranges(&[(0, 5, 9), (1, 0, 0)]);
         let idle1 = idle_partitions(&specs, Some(&state(&a0)), &r1, 2_000);
-        assert_eq!(idle1, [("t".to_string(), vec![1])].into());
+        assert_eq!(
+            idle1,
+            [("t".to_string(), vec![TopicPartition::new("t", 1)])].into()
+        );
         let a1 = advance(&specs, Some(&state(&a0)), &r1, &idle1, &maxima(900), 2_000);
         assert_eq!(a1.watermark, Some(890));
         // It never goes back.

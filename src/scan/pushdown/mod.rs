@@ -1,12 +1,14 @@
-//! Filters on `_partition`, `_offset` and `_timestamp` turned into the set of messages a scan
-//! has to read: pure functions, shared by every source.
+//! Filters on `_topic`, `_partition`, `_offset` and `_timestamp` turned into the set of
+//! messages a scan has to read: pure functions, shared by every source.
 //!
-//! A filter is analysed into a [`Selection`]: a union of [`Region`]s, each a box of partition,
-//! offset and timestamp intervals. The analysis is a superset of the rows the filter accepts;
+//! A filter is analysed into a [`Selection`]: a union of [`Region`]s, each a box of a topic
+//! set and partition, offset and timestamp intervals. The analysis is a superset of the rows the filter accepts;
 //! it is *exact* when the filter uses nothing but these columns (and, for `_timestamp`, when
 //! timestamps grow with offsets). [`Selection::offset_ranges`] then turns a selection into the
 //! offset ranges of one partition, given where that partition's scan would start and end
 //! anyway and how timestamps map to offsets.
+
+use std::collections::BTreeSet;
 
 use datafusion::common::ScalarValue;
 use datafusion::logical_expr::expr::InList;
@@ -64,9 +66,11 @@ impl Span {
     }
 }
 
-/// One box of messages: partitions × offsets × timestamps (milliseconds).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One box of messages: topics × partitions × offsets × timestamps (milliseconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Region {
+    /// Topic names (`None`: every topic).
+    pub topics: Option<BTreeSet<String>>,
     /// Partition ids.
     pub partitions: Span,
     /// Offsets.
@@ -78,13 +82,19 @@ pub struct Region {
 impl Region {
     /// Every message.
     pub const ALL: Region = Region {
+        topics: None,
         partitions: Span::ALL,
         offsets: Span::ALL,
         timestamps: Span::ALL,
     };
 
     fn intersect(&self, other: &Region) -> Region {
+        let topics = match (&self.topics, &other.topics) {
+            (None, t) | (t, None) => t.clone(),
+            (Some(a), Some(b)) => Some(a.intersection(b).cloned().collect()),
+        };
         Region {
+            topics,
             partitions: self.partitions.intersect(&other.partitions),
             offsets: self.offsets.intersect(&other.offsets),
             timestamps: self.timestamps.intersect(&other.timestamps),
@@ -92,7 +102,10 @@ impl Region {
     }
 
     fn is_empty(&self) -> bool {
-        self.partitions.is_empty() || self.offsets.is_empty() || self.timestamps.is_empty()
+        self.topics.as_ref().is_some_and(BTreeSet::is_empty)
+            || self.partitions.is_empty()
+            || self.offsets.is_empty()
+            || self.timestamps.is_empty()
     }
 
     fn on(column: Column, interval: Span) -> Region {
@@ -103,6 +116,17 @@ impl Region {
             Column::Timestamp => r.timestamps = interval,
         }
         r
+    }
+
+    fn topics(names: BTreeSet<String>) -> Region {
+        Region {
+            topics: Some(names),
+            ..Region::ALL
+        }
+    }
+
+    fn includes_topic(&self, topic: &str) -> bool {
+        self.topics.as_ref().is_none_or(|t| t.contains(topic))
     }
 }
 
@@ -186,11 +210,16 @@ impl Selection {
         })
     }
 
-    /// True when some region includes `partition`.
-    pub fn includes_partition(&self, partition: i32) -> bool {
+    /// True when some region includes `partition` of `topic` (the partition's `_topic`).
+    pub fn includes(&self, topic: &str, partition: i32) -> bool {
         self.regions
             .iter()
-            .any(|r| r.partitions.contains(partition as i64))
+            .any(|r| r.includes_topic(topic) && r.partitions.contains(partition as i64))
+    }
+
+    /// True when some region includes a partition of `topic`.
+    pub fn includes_topic(&self, topic: &str) -> bool {
+        self.regions.iter().any(|r| r.includes_topic(topic))
     }
 
     /// Every finite timestamp bound that [`Self::offset_ranges`] will look up, given the
@@ -210,7 +239,7 @@ impl Selection {
         out
     }
 
-    /// The sorted, disjoint offset ranges of `partition` to read.
+    /// The sorted, disjoint offset ranges of `partition` of `topic` to read.
     ///
     /// `base` is what the scan reads without filters (`hi = i64::MAX`: follow the log), `high`
     /// the partition's high watermark: a finite end from a filter is cut there, so a filtered
@@ -219,6 +248,7 @@ impl Selection {
     /// bounds end the scan at `offset_at(bound + skew)` only when `upper_skew_ms` is given.
     pub fn offset_ranges(
         &self,
+        topic: &str,
         partition: i32,
         base: Span,
         high: i64,
@@ -229,7 +259,7 @@ impl Selection {
         for r in self
             .regions
             .iter()
-            .filter(|r| r.partitions.contains(partition as i64))
+            .filter(|r| r.includes_topic(topic) && r.partitions.contains(partition as i64))
         {
             let mut iv = r.offsets;
             if iv.has_end() {
@@ -338,6 +368,9 @@ impl Analyzer {
             }
             Expr::Not(inner) => self.visit(inner, !negated),
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+                if let Some(topic) = topic_equality(left, *op, right, negated) {
+                    return topic;
+                }
                 match (
                     self.column(left),
                     literal(right),
@@ -357,6 +390,9 @@ impl Analyzer {
                 list,
                 negated: n,
             }) => {
+                if is_topic(expr) {
+                    return topic_list(list, *n != negated);
+                }
                 let Some(c) = self.column(expr) else {
                     return Analysis::unknown();
                 };
@@ -467,6 +503,62 @@ impl Analyzer {
             }
             _ => None,
         }
+    }
+}
+
+fn is_topic(expr: &Expr) -> bool {
+    matches!(expr, Expr::Column(c) if c.name == MetadataColumn::Topic.name())
+}
+
+fn string_literal(expr: &Expr) -> Option<&str> {
+    match expr {
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)),
+            _,
+        ) => Some(s),
+        _ => None,
+    }
+}
+
+/// `_topic = 'name'` (either way round): the topic set `{name}`, exact. Negated or other
+/// comparisons on `_topic` are left to DataFusion (`None` when the expression is not about
+/// `_topic` at all).
+fn topic_equality(left: &Expr, op: Operator, right: &Expr, negated: bool) -> Option<Analysis> {
+    let name = match (is_topic(left), is_topic(right)) {
+        (true, _) => string_literal(right),
+        (_, true) => string_literal(left),
+        _ => return None,
+    };
+    Some(match (name, op, negated) {
+        (Some(name), Operator::Eq, false) => Analysis {
+            selection: Selection {
+                regions: vec![Region::topics([name.to_string()].into())],
+            },
+            exact: true,
+        },
+        _ => Analysis::unknown(),
+    })
+}
+
+/// `_topic IN ('a', 'b')`: the topic set, exact (`NOT IN` is left to DataFusion).
+fn topic_list(list: &[Expr], negated: bool) -> Analysis {
+    if negated {
+        return Analysis::unknown();
+    }
+    let names: Option<BTreeSet<String>> = list
+        .iter()
+        .map(|e| string_literal(e).map(str::to_string))
+        .collect();
+    match names {
+        Some(names) => Analysis {
+            selection: Selection {
+                regions: vec![Region::topics(names)],
+            },
+            exact: true,
+        },
+        None => Analysis::unknown(),
     }
 }
 

@@ -26,7 +26,7 @@ impl Selection {
         upper_skew_ms: Option<i64>,
         offset_at: &dyn Fn(i64) -> Option<i64>,
     ) -> Vec<Span> {
-        self.offset_ranges(partition, base, high, upper_skew_ms, offset_at)
+        self.offset_ranges("t", partition, base, high, upper_skew_ms, offset_at)
             .into_iter()
             .map(|r| Span::new(r.start, r.end_or_max()))
             .collect()
@@ -121,7 +121,56 @@ fn per_partition_ranges() {
             .offset_spans(2, base, 500, None, &|_| None)
             .is_empty()
     );
-    assert!(!a.selection.includes_partition(2));
+    assert!(!a.selection.includes("t", 2));
+}
+
+#[test]
+fn topics() {
+    let topic = |name: &str| lit(name.to_string());
+    // Equality and IN lists select topics exactly, alone or with partitions.
+    let a = analyze(&col("_topic").eq(topic("a")), false);
+    assert!(a.exact);
+    assert!(a.selection.includes("a", 0) && !a.selection.includes("b", 0));
+    let a = analyze(
+        &col("_topic")
+            .in_list(vec![topic("a"), topic("c")], false)
+            .and(col("_partition").eq(lit(1))),
+        false,
+    );
+    assert!(a.exact);
+    assert!(a.selection.includes("c", 1) && !a.selection.includes("c", 0));
+    assert!(!a.selection.includes_topic("b"));
+    // (a, partition 0) or (b, partition 1): each topic keeps its own partitions.
+    let a = analyze(
+        &(col("_topic")
+            .eq(topic("a"))
+            .and(col("_partition").eq(lit(0))))
+        .or(topic("b")
+            .eq(col("_topic"))
+            .and(col("_partition").eq(lit(1)))),
+        false,
+    );
+    assert!(a.exact);
+    assert!(a.selection.includes("a", 0) && a.selection.includes("b", 1));
+    assert!(!a.selection.includes("a", 1) && !a.selection.includes("b", 0));
+    // Contradictions select nothing without asking the brokers.
+    let a = analyze(
+        &col("_topic")
+            .eq(topic("a"))
+            .and(col("_topic").eq(topic("b"))),
+        false,
+    );
+    assert!(a.selection.is_empty());
+    // Negations and other comparisons are left to DataFusion.
+    for e in [
+        col("_topic").not_eq(topic("a")),
+        col("_topic").in_list(vec![topic("a")], true),
+        col("_topic").gt(topic("a")),
+        col("_topic").eq(col("x")),
+    ] {
+        let a = analyze(&e, false);
+        assert!(!a.exact && a.selection.is_all(), "{e}");
+    }
 }
 
 #[test]
