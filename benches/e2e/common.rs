@@ -188,13 +188,26 @@ pub(crate) async fn await_delivery(f: rdkafka::producer::DeliveryFuture) {
 
 /// Produces `n` payloads round-robin over the partitions; returns the time it took.
 pub(crate) async fn fill_kafka(topic: &str, n: u64) -> Duration {
-    fill_kafka_with(topic, n, |i| (payload(i, 1_700_000_000_000_000 + i), None)).await
+    fill_kafka_into(topic, PARTITIONS, n, |i| {
+        (payload(i, 1_700_000_000_000_000 + i), None)
+    })
+    .await
 }
 
-/// Produces `n` messages round-robin over the partitions, message `i` being `message(i)`'s
-/// payload and create time (ms; `None`: now); returns the time it took.
+/// Produces `n` messages round-robin over the [`PARTITIONS`] partitions, message `i` being
+/// `message(i)`'s payload and create time (ms; `None`: now); returns the time it took.
 pub(crate) async fn fill_kafka_with(
     topic: &str,
+    n: u64,
+    message: impl Fn(u64) -> (String, Option<i64>),
+) -> Duration {
+    fill_kafka_into(topic, PARTITIONS, n, message).await
+}
+
+/// [`fill_kafka_with`] over `partitions` partitions.
+pub(crate) async fn fill_kafka_into(
+    topic: &str,
+    partitions: i32,
     n: u64,
     message: impl Fn(u64) -> (String, Option<i64>),
 ) -> Duration {
@@ -206,7 +219,7 @@ pub(crate) async fn fill_kafka_with(
         let f = send_kafka_at(
             &producer,
             topic,
-            (i % PARTITIONS as u64) as i32,
+            (i % partitions as u64) as i32,
             value.as_bytes(),
             timestamp,
         )
@@ -261,8 +274,13 @@ fn raw_read(consumer: &BaseConsumer, topic: &str, starts: &[i64], n: u64) {
 
 /// Counts every message of `topic` up to its current high watermarks with one bare consumer.
 pub(crate) fn raw_kafka_count(topic: &str) -> u64 {
+    raw_kafka_count_of(topic, PARTITIONS)
+}
+
+/// [`raw_kafka_count`] of a topic with `partitions` partitions.
+pub(crate) fn raw_kafka_count_of(topic: &str, partitions: i32) -> u64 {
     let consumer = raw_consumer();
-    let marks: Vec<(i64, i64)> = (0..PARTITIONS)
+    let marks: Vec<(i64, i64)> = (0..partitions)
         .map(|p| raw_watermarks(&consumer, topic, p))
         .collect();
     let total = marks.iter().map(|(low, high)| (high - low) as u64).sum();

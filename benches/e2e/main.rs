@@ -33,9 +33,13 @@
 //!    (throughput, checkpoint time per batch, state size), and the latency from the watermark
 //!    passing a window's end to the window's row in the sink at `E2E_RATE`.
 //!
+//! 7. **Split scans** (see `split.rs`): a one-partition topic of `E2E_MESSAGES` decoded
+//!    unsplit, with `scan.split.min-partitions` `auto` and in four pieces, beside a bare
+//!    consumer.
+//!
 //! Run: `cargo bench --bench e2e` (starts local brokers unless KAFKA_BOOTSTRAP and NATS_URL are
 //! set). A quick look: `E2E_MESSAGES=100000 E2E_RSS_MESSAGES=500000 E2E_SECONDS=5 cargo bench
-//! --bench e2e`. `E2E_ONLY=kafka,latency,cq,rss,nats,sf` runs some sections only.
+//! --bench e2e`. `E2E_ONLY=kafka,latency,cq,rss,nats,sf,split` runs some sections only.
 
 use dft_test_support as harness;
 
@@ -46,6 +50,7 @@ mod common;
 mod continuous;
 mod latency;
 mod memory;
+mod split;
 mod stateful;
 mod throughput;
 
@@ -58,6 +63,7 @@ use common::*;
 use continuous::*;
 use latency::*;
 use memory::*;
+use split::*;
 use stateful::*;
 use throughput::*;
 
@@ -202,6 +208,13 @@ async fn main() {
         eprintln!("{t}");
         report.push(t);
         let t = window_latency(rate, seconds, trigger).await;
+        eprintln!("{t}");
+        report.push(t);
+    }
+
+    if section_enabled("split") {
+        eprintln!("section 7: split scans of one partition");
+        let t = split_scan(messages, runs).await;
         eprintln!("{t}");
         report.push(t);
     }

@@ -30,7 +30,7 @@ pub const SPARE_STREAMS: OptionDecl = OptionDecl {
     key: "scan.discovery.spare-streams",
     values: "0 to 256",
     default: "4",
-    doc: "Output partitions an unbounded scan keeps idle for discovered partitions, one partition each, so every output partition still holds one topic partition and its `_offset` order. When they are used up, later partitions share them (a scan that declares an order then fails, naming this option, instead of breaking the order).",
+    doc: "Output partitions an unbounded scan keeps idle for discovered partitions: one partition each, then shared. Such a scan declares no `_offset` order (an ordered merge would wait for the idle spares). A table declaring WITH ORDER gets none: a partition that appears under its live scan fails the scan with a message, since joining an ordered stream would break the order. 0: every discovered partition fails the scan.",
 };
 /// `scan.discovery.on-deleted`
 pub const ON_DELETED: OptionDecl = OptionDecl {

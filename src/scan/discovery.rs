@@ -1,9 +1,16 @@
 //! Live discovery: an unbounded scan asks the brokers, every `scan.discovery.interval`, for
 //! partitions added to its topics and (with `topic.pattern`) for new matching topics, and reads
-//! them from their earliest offset through *spare* output partitions planned for that purpose,
-//! one topic partition each while they last, so every output partition keeps the `_offset`
-//! order the scan declares. It also notices topics and partitions deleted under the scan and
-//! ends or fails their streams (`scan.discovery.on-deleted`).
+//! them from their earliest offset through *spare* output partitions planned for that purpose
+//! (one topic partition each while they last, then shared). It also notices topics and
+//! partitions deleted under the scan and ends or fails their streams
+//! (`scan.discovery.on-deleted`).
+//!
+//! Orders: a spare output partition is silent until discovery hands it a partition, and an
+//! operator that merges ordered partitions (a `WITH ORDER` streaming aggregate, an
+//! `ORDER BY`) waits for a row from each of them. So a scan with spares declares no order
+//! (not even `_offset`), and a table declaring `WITH ORDER` gets no spares: a partition that
+//! appears under such a scan fails it with a message saying why, rather than being left
+//! unread.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -33,12 +40,20 @@ pub struct Discovery {
     order: TimestampOrder,
     interval: Duration,
     on_deleted: OnDeleted,
-    /// True when the scan declares an order that two partitions in one output partition
-    /// would break.
-    ordered: AtomicBool,
+    /// The table declares `WITH ORDER` (and so has no spares).
+    ordered: bool,
     started: AtomicBool,
     state: Mutex<State>,
-    deleted: watch::Sender<BTreeSet<TopicPartition>>,
+    events: watch::Sender<Events>,
+}
+
+/// What every stream of the scan watches.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Events {
+    /// Partitions deleted since the scan was planned.
+    deleted: BTreeSet<TopicPartition>,
+    /// Why the whole scan must stop (a partition appeared that it cannot read).
+    failure: Option<String>,
 }
 
 struct State {
@@ -60,16 +75,19 @@ impl std::fmt::Debug for Discovery {
 
 impl Discovery {
     /// Discovery for a live scan of `set` planned as `planned`, when the table's options turn
-    /// it on (`None` otherwise).
+    /// it on (`None` otherwise). `ordered`: the table declares `WITH ORDER`, so the scan gets
+    /// no spare output partitions.
     pub fn new(
         set: &LogSet,
         planned: &PlannedScan,
         order: TimestampOrder,
         options: &TopicOptions,
+        ordered: bool,
     ) -> Option<Arc<Self>> {
         let interval = options.discovery_interval?;
         let selection = planned.selection.clone()?;
-        let (senders, receivers): (Vec<_>, Vec<_>) = (0..options.spare_streams)
+        let spares = if ordered { 0 } else { options.spare_streams };
+        let (senders, receivers): (Vec<_>, Vec<_>) = (0..spares)
             .map(|_| {
                 let (tx, rx) = mpsc::unbounded_channel();
                 (tx, Some(rx))
@@ -81,7 +99,7 @@ impl Discovery {
             order,
             interval,
             on_deleted: options.on_deleted,
-            ordered: AtomicBool::new(false),
+            ordered,
             started: AtomicBool::new(false),
             state: Mutex::new(State {
                 known: planned.seen.clone(),
@@ -89,7 +107,7 @@ impl Discovery {
                 receivers,
                 assigned: 0,
             }),
-            deleted: watch::channel(BTreeSet::new()).0,
+            events: watch::channel(Events::default()).0,
         }))
     }
 
@@ -101,11 +119,6 @@ impl Discovery {
     /// How often the brokers are asked.
     pub fn interval(&self) -> Duration {
         self.interval
-    }
-
-    /// Says whether the scan declares an order (set by the scan once its properties are known).
-    pub(super) fn set_ordered(&self, ordered: bool) {
-        self.ordered.store(ordered, Ordering::Relaxed);
     }
 
     /// What a scan does with a deleted partition.
@@ -123,9 +136,9 @@ impl Discovery {
         self.lock().receivers.get_mut(i).and_then(Option::take)
     }
 
-    /// Partitions deleted since the scan was planned.
-    pub(super) fn deleted(&self) -> watch::Receiver<BTreeSet<TopicPartition>> {
-        self.deleted.subscribe()
+    /// Deleted partitions and failures, as they happen.
+    pub(super) fn events(&self) -> watch::Receiver<Events> {
+        self.events.subscribe()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -196,7 +209,8 @@ impl Discovery {
                     .join(", ")
             );
             self.lock().known.retain(|k| !gone.contains(k));
-            self.deleted.send_modify(|d| d.extend(gone.iter().cloned()));
+            self.events
+                .send_modify(|e| e.deleted.extend(gone.iter().cloned()));
         }
         for (topic, partitions) in fresh {
             let source = self.set.member(&topic)?;
@@ -209,9 +223,9 @@ impl Discovery {
                     .map(|p| TopicPartition::new(topic.as_str(), *p)),
             );
             // A partition that was deleted and created again is read again.
-            self.deleted.send_modify(|d| {
+            self.events.send_modify(|e| {
                 for p in &partitions {
-                    d.remove(&TopicPartition::new(topic.as_str(), *p));
+                    e.deleted.remove(&TopicPartition::new(topic.as_str(), *p));
                 }
             });
             for scan in scans {
@@ -225,27 +239,25 @@ impl Discovery {
         let spares = state.senders.len();
         let key = scan.key();
         if spares == 0 {
-            log::warn!(
-                "{key} appeared under a live scan with scan.discovery.spare-streams = 0; it is \
-                 not read (run the query again to read it)"
+            let why = if self.ordered {
+                "the table declares WITH ORDER, and a partition joining an ordered stream would \
+                 break that order"
+            } else {
+                "'scan.discovery.spare-streams' is 0"
+            };
+            let failure = format!(
+                "{key} appeared while the live scan of {} ran, and the scan cannot read it: \
+                 {why}; run the query again to read it (or set 'scan.discovery.interval' = '0s' \
+                 to follow only the partitions that existed when the query started)",
+                self.set.label()
             );
+            self.events.send_modify(|e| {
+                e.failure.get_or_insert(failure);
+            });
             return;
         }
-        let slot = if state.assigned < spares {
-            state.assigned
-        } else if self.ordered.load(Ordering::Relaxed) {
-            let error = DataFusionError::External(Box::new(TopicsError::plan(format!(
-                "{key} appeared while the live scan of {} ran, but its {spares} spare output \
-                 partitions (scan.discovery.spare-streams) are taken, and the scan declares an \
-                 order (_offset, or WITH ORDER) that two partitions in one output partition \
-                 would break; raise 'scan.discovery.spare-streams' or run the query again",
-                self.set.label()
-            ))));
-            let _ = state.senders[0].send(Err(error));
-            return;
-        } else {
-            state.assigned % spares
-        };
+        // One partition per spare while they last, then shared round robin.
+        let slot = state.assigned % spares;
         state.assigned += 1;
         log::info!(
             "{key}: discovered under a live scan; read from offset {} by spare output partition {slot}",
@@ -306,14 +318,14 @@ pub(super) fn spare_stream(
 }
 
 /// `stream` of partition `key`, ended (or failed, by `scan.discovery.on-deleted`) once
-/// discovery finds the partition deleted. A read error while the partition is gone is
-/// reported as its deletion.
+/// discovery finds the partition deleted, and failed when discovery fails the scan. A read
+/// error while the partition is gone is reported as its deletion.
 pub(super) fn until_deleted(
     stream: BoxStream<'static, DFResult<RecordBatch>>,
     key: TopicPartition,
     discovery: Arc<Discovery>,
 ) -> BoxStream<'static, DFResult<RecordBatch>> {
-    let deleted = discovery.deleted();
+    let deleted = discovery.events();
     let state = (stream, deleted, discovery, key, false);
     futures::stream::unfold(
         state,
@@ -321,9 +333,12 @@ pub(super) fn until_deleted(
             if done {
                 return None;
             }
-            let was_deleted =
-                |d: &watch::Receiver<BTreeSet<TopicPartition>>| d.borrow().contains(&key);
-            if was_deleted(&deleted) {
+            let failure = deleted.borrow().failure.clone();
+            if let Some(failure) = failure {
+                let error = DataFusionError::External(Box::new(TopicsError::plan(failure)));
+                return Some((Err(error), (stream, deleted, discovery, key, true)));
+            }
+            if deleted.borrow().deleted.contains(&key) {
                 return deletion(&discovery, &key, None)
                     .map(|e| (Err(e), (stream, deleted, discovery, key, true)));
             }
@@ -336,9 +351,16 @@ pub(super) fn until_deleted(
                     Some(item) => Some((item, (stream, deleted, discovery, key, false))),
                     None => None,
                 },
-                _ = wait_deleted(&mut deleted, &key) => {
-                    deletion(&discovery, &key, None)
-                        .map(|e| (Err(e), (stream, deleted, discovery, key, true)))
+                _ = wait_event(&mut deleted, &key) => {
+                    let failure = deleted.borrow().failure.clone();
+                    match failure {
+                        Some(failure) => Some((
+                            Err(DataFusionError::External(Box::new(TopicsError::plan(failure)))),
+                            (stream, deleted, discovery, key, true),
+                        )),
+                        None => deletion(&discovery, &key, None)
+                            .map(|e| (Err(e), (stream, deleted, discovery, key, true))),
+                    }
                 }
             }
         },
@@ -346,15 +368,14 @@ pub(super) fn until_deleted(
     .boxed()
 }
 
-async fn wait_deleted(
-    deleted: &mut watch::Receiver<BTreeSet<TopicPartition>>,
-    key: &TopicPartition,
-) {
+/// Waits until `key` is deleted or the scan fails.
+async fn wait_event(events: &mut watch::Receiver<Events>, key: &TopicPartition) {
     loop {
-        if deleted.changed().await.is_err() {
+        if events.changed().await.is_err() {
             return futures::future::pending().await;
         }
-        if deleted.borrow().contains(key) {
+        let e = events.borrow();
+        if e.failure.is_some() || e.deleted.contains(key) {
             return;
         }
     }

@@ -237,7 +237,6 @@ impl TopicScanExec {
             &self.declared_order,
             self.spares(),
         ));
-        self.note_order();
         self
     }
 
@@ -248,14 +247,6 @@ impl TopicScanExec {
 
     fn spares(&self) -> usize {
         self.discovery.as_ref().map_or(0, |d| d.spare_count())
-    }
-
-    /// Tells the discovery whether sharing a spare output partition would break an order the
-    /// plan declares.
-    fn note_order(&self) {
-        if let Some(d) = &self.discovery {
-            d.set_ordered(!self.props.equivalence_properties().oeq_class().is_empty());
-        }
     }
 
     /// Tracks event time (the table declares a watermark) and applies its late-row rule;
@@ -286,7 +277,6 @@ impl TopicScanExec {
             self.spares(),
         ));
         self.declared_order = order;
-        self.note_order();
         self
     }
 
@@ -356,8 +346,10 @@ impl TopicScanExec {
             eq.add_orderings(orderings);
         }
         // Within one output partition of a range scan rows come in offset order (not from a
-        // work queue, whose redeliveries come late).
-        let offsets_ordered = matches!(input, ScanInput::Log { .. });
+        // work queue, whose redeliveries come late). A scan with spare output partitions
+        // declares no order: they are silent until a partition is discovered, and an ordered
+        // merge would wait for them.
+        let offsets_ordered = matches!(input, ScanInput::Log { .. }) && spares == 0;
         let offset_col = projection
             .columns
             .iter()

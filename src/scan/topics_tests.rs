@@ -277,7 +277,7 @@ async fn a_live_pattern_scan_reads_a_topic_created_while_it_runs() {
 }
 
 #[tokio::test]
-async fn spare_partitions_run_out_with_a_clear_error_when_an_order_is_declared() {
+async fn spares_are_shared_once_taken_and_an_ordered_table_refuses_new_partitions() {
     let topic = name("spares");
     memory_topic(&topic, 1);
     let ctx = table(
@@ -285,17 +285,44 @@ async fn spare_partitions_run_out_with_a_clear_error_when_an_order_is_declared()
         ", 'scan.discovery.interval' '50ms', 'scan.discovery.spare-streams' '1'",
     )
     .await;
-    // `_offset` is projected: every output partition declares offset order.
-    let running = spawn(&ctx, "SELECT _offset, id FROM t WHERE id >= 1000");
+    // `_offset` is projected, but a scan with spares declares no order: two new partitions
+    // share the one spare.
+    let running = spawn(&ctx, "SELECT _offset, id FROM t WHERE id >= 1000 LIMIT 2");
     tokio::time::sleep(Duration::from_millis(100)).await;
     memory_topic(&topic, 1).add_partitions(3);
+    append(&topic, 1, [1000]);
+    append(&topic, 2, [1001]);
+    let got = within("both new partitions", running)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ids(&got, 1), vec![1000, 1001]);
+
+    // WITH ORDER: no spares, and a new partition fails the live scan, saying why.
+    let topic = name("ordered");
+    memory_topic(&topic, 1);
+    let ctx = session_context();
+    ctx.sql(&format!(
+        "CREATE EXTERNAL TABLE t (id BIGINT, _timestamp TIMESTAMP) STORED AS MEMORY \
+         WITH ORDER (_timestamp ASC) LOCATION 'mem:///{topic}' \
+         OPTIONS ('value.format' 'json', 'scan.discovery.interval' '50ms')"
+    ))
+    .await
+    .unwrap();
+    let plan = text(&ctx, "EXPLAIN SELECT id FROM t").await;
+    assert!(plan.contains("spare_partitions=0"), "{plan}");
+    let running = spawn(&ctx, "SELECT id FROM t");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    memory_topic(&topic, 1).add_partitions(2);
     let err = within("the error", running)
         .await
         .unwrap()
         .unwrap_err()
         .to_string();
     assert!(
-        err.contains("scan.discovery.spare-streams") && err.contains(&format!("{topic}/2")),
+        err.contains(&format!("{topic}/1"))
+            && err.contains("WITH ORDER")
+            && err.contains("run the query again"),
         "{err}"
     );
 }

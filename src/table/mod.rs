@@ -318,7 +318,13 @@ impl TableProvider for TopicTable {
                 let planned = plan_scan(log, bounds, filters, self.timestamps).await?;
                 let live = planned.partitions.iter().any(|p| !p.is_bounded());
                 if live {
-                    discovery = Discovery::new(log, &planned, self.timestamps, &self.scan.topics);
+                    discovery = Discovery::new(
+                        log,
+                        &planned,
+                        self.timestamps,
+                        &self.scan.topics,
+                        !self.order.is_empty(),
+                    );
                 }
                 let topics = &self.scan.topics;
                 let min_partitions = topics.split_min_partitions.map(|m| match m {

@@ -578,7 +578,7 @@ async fn available_now_honours_rate_limits_and_new_partitions_are_recorded() {
         );
         let record =
             std::fs::read_to_string(checkpoint.join("offsets/00000000000000000003.json")).unwrap();
-        assert!(record.contains("\"2\": {"), "{record}");
+        assert!(record.contains("/2\": {"), "{record}");
     } else {
         eprintln!("the broker cannot add partitions (CreatePartitions); skipped that part");
     }
@@ -686,7 +686,7 @@ async fn offsets_removed_before_they_were_read_fail_or_are_skipped() {
     let record =
         std::fs::read_to_string(checkpoint.join("offsets/00000000000000000001.json")).unwrap();
     assert!(
-        record.contains("\"skipped\"") && record.contains("\"0\": 20"),
+        record.contains("\"skipped\"") && record.contains("/0\": 20"),
         "{record}"
     );
 }
@@ -730,5 +730,5 @@ async fn a_new_partition_is_read_from_its_start_and_recorded() {
     );
     let record =
         std::fs::read_to_string(checkpoint.join("offsets/00000000000000000001.json")).unwrap();
-    assert!(record.contains("\"2\": {"), "{record}");
+    assert!(record.contains("/2\": {"), "{record}");
 }

@@ -24,3 +24,4 @@ mod registry_replay;
 mod sql_examples;
 #[cfg(feature = "cli")]
 mod stateful;
+mod topics;

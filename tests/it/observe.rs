@@ -137,7 +137,7 @@ async fn metrics_status_and_progress_agree_with_the_checkpoint() {
     let commits: Vec<CommitRecord> = records(&checkpoint, "commits");
     let newest = offsets.iter().max_by_key(|o| o.batch).unwrap();
     for (p, range) in &newest.sources["input"].partitions {
-        let partition = format!("partition=\"{p}\"");
+        let partition = format!("partition=\"{}\"", p.partition);
         assert_eq!(
             value(&metrics, "dft_source_committed_offset", &[&partition]),
             range.end_or_max() as f64
