@@ -272,12 +272,8 @@ fn raw_read(consumer: &BaseConsumer, topic: &str, starts: &[i64], n: u64) {
     }
 }
 
-/// Counts every message of `topic` up to its current high watermarks with one bare consumer.
-pub(crate) fn raw_kafka_count(topic: &str) -> u64 {
-    raw_kafka_count_of(topic, PARTITIONS)
-}
-
-/// [`raw_kafka_count`] of a topic with `partitions` partitions.
+/// Counts every message of `topic` (`partitions` partitions) up to its current high
+/// watermarks with one bare consumer.
 pub(crate) fn raw_kafka_count_of(topic: &str, partitions: i32) -> u64 {
     let consumer = raw_consumer();
     let marks: Vec<(i64, i64)> = (0..partitions)

@@ -28,21 +28,15 @@ pub(crate) async fn split_scan(messages: u64, runs: usize) -> String {
     let unsplit = table(&topic, &[]).await;
     let auto = table(&topic, &[("scan.split.min-partitions", "auto")]).await;
     let four = table(&topic, &[("scan.split.max-messages", quarter.as_str())]).await;
-    let t = topic.clone();
-    let raw = move || {
-        let t = t.clone();
-        async move {
-            let got = tokio::task::spawn_blocking(move || raw_kafka_count_of(&t, 1))
-                .await
-                .unwrap();
-            assert_eq!(got, n as u64);
-        }
-        .boxed()
-    };
     let rows = measure_interleaved(
         runs,
         vec![
-            ("(a) raw rdkafka BaseConsumer, 1 partition", Box::new(raw)),
+            raw_kafka_contender(
+                "(a) raw rdkafka BaseConsumer, 1 partition",
+                &topic,
+                1,
+                messages,
+            ),
             query("(b) decoding scan, unsplit", unsplit),
             query("(c) decoding scan, split.min-partitions auto", auto),
             query("(d) decoding scan, split in 4 pieces", four),

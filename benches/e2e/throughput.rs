@@ -101,6 +101,27 @@ pub(crate) async fn single_i64(ctx: &SessionContext, query: &str) -> i64 {
     b[0].column(0).as_primitive::<Int64Type>().value(0)
 }
 
+/// A bare consumer counting the `messages` messages of `topic` (`partitions` partitions).
+pub(crate) fn raw_kafka_contender(
+    what: &'static str,
+    topic: &str,
+    partitions: i32,
+    messages: u64,
+) -> Contender {
+    let topic = topic.to_string();
+    let raw = move || {
+        let t = topic.clone();
+        async move {
+            let got = tokio::task::spawn_blocking(move || raw_kafka_count_of(&t, partitions))
+                .await
+                .unwrap();
+            assert_eq!(got, messages);
+        }
+        .boxed()
+    };
+    (what, Box::new(raw))
+}
+
 // ---------------------------------------------------------------------------------------------
 // Section 1: Kafka throughput
 
@@ -115,21 +136,15 @@ pub(crate) async fn kafka_throughput(topic: &str, messages: u64, runs: usize) ->
     )
     .await;
     let n = messages as i64;
-    let t1 = topic.to_string();
-    let raw = move || {
-        let t = t1.clone();
-        async move {
-            let got = tokio::task::spawn_blocking(move || raw_kafka_count(&t))
-                .await
-                .unwrap();
-            assert_eq!(got, n as u64);
-        }
-        .boxed()
-    };
     let rows = measure_interleaved(
         runs,
         with_queries(
-            ("(a) raw rdkafka BaseConsumer, 3 partitions", Box::new(raw)),
+            raw_kafka_contender(
+                "(a) raw rdkafka BaseConsumer, 3 partitions",
+                topic,
+                PARTITIONS,
+                messages,
+            ),
             &ctx,
             n,
         ),

@@ -1,5 +1,5 @@
 //! Watching long-running queries: metrics of every micro-batch through the `metrics` facade
-//! ([`record`]), a Prometheus endpoint for them ([`serve_prometheus`]), and the progress of
+//! (`record`), a Prometheus endpoint for them ([`serve_prometheus`]), and the progress of
 //! recent batches read back from a checkpoint ([`checkpoint_progress`]).
 
 mod checkpoint_progress;

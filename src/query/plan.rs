@@ -120,7 +120,9 @@ pub(crate) async fn plan_next(
 async fn plan_snapshot(s: &SourceTable, set: &LogSet) -> Result<SourceRanges> {
     let mut ranges = empty_ranges(set);
     for log in set.members().await? {
-        let partitions = log.partitions().await?;
+        let Some(partitions) = set.partitions_of(log.as_ref()).await? else {
+            continue;
+        };
         let positions =
             resolve_positions(log.as_ref(), s.table.scan_options(), &partitions, None).await?;
         ranges.partitions.extend(
@@ -158,7 +160,9 @@ async fn plan_log(
     let mut lag = 0;
     for log in set.members().await? {
         let topic = log.topic();
-        let partitions = log.partitions().await?;
+        let Some(partitions) = set.partitions_of(log.as_ref()).await? else {
+            continue;
+        };
         // The first batch starts where the table's scan.startup.* says, resolved before the
         // watermarks are read (which only grow), so a message arriving in between cannot put
         // a start beyond its partition's end.
@@ -217,7 +221,9 @@ pub(crate) async fn high_watermarks(sources: &[SourceTable]) -> Result<Edges> {
         if let TableSource::Log(set) = s.table.source() {
             let mut edges = BTreeMap::new();
             for log in set.members().await? {
-                let partitions = log.partitions().await?;
+                let Some(partitions) = set.partitions_of(log.as_ref()).await? else {
+                    continue;
+                };
                 let marks = log.watermarks(&partitions).await?;
                 edges.extend(
                     partitions

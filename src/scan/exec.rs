@@ -528,17 +528,6 @@ impl ExecutionPlan for TopicScanExec {
             event_time: self.event_time.clone(),
             late_rows: self.late_rows.clone(),
         };
-        let Some(discovery) = &self.discovery else {
-            let stream = PartitionStream::open(
-                &self.input,
-                partition,
-                partition,
-                settings,
-                &self.metrics,
-                Arc::clone(&self.statistics),
-            )?;
-            return Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)));
-        };
         let stream = if partition < planned {
             let stream = PartitionStream::open(
                 &self.input,
@@ -548,13 +537,13 @@ impl ExecutionPlan for TopicScanExec {
                 &self.metrics,
                 Arc::clone(&self.statistics),
             )?;
-            match &self.input {
-                ScanInput::Log { partitions, .. } => {
+            match (&self.discovery, &self.input) {
+                (Some(discovery), ScanInput::Log { partitions, .. }) => {
                     until_deleted(stream, partitions[partition].key(), Arc::clone(discovery))
                 }
-                ScanInput::Queue { .. } => stream,
+                _ => stream,
             }
-        } else {
+        } else if let Some(discovery) = &self.discovery {
             // A spare output partition: reads what discovery hands it.
             let metrics = self.metrics.clone();
             let statistics = Arc::clone(&self.statistics);
@@ -576,6 +565,9 @@ impl ExecutionPlan for TopicScanExec {
                 )?;
                 Ok(until_deleted(stream, key, Arc::clone(&d)))
             })
+        } else {
+            // Unreachable: output partitions beyond the planned ones are spares.
+            futures::StreamExt::boxed(futures::stream::empty())
         };
         Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)))
     }

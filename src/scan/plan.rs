@@ -300,7 +300,9 @@ pub async fn plan_scan(
     match bounds {
         ScanBounds::Table(scan) => {
             for source in set.members().await? {
-                let all = source.partitions().await?;
+                let Some(all) = set.partitions_of(source.as_ref()).await? else {
+                    continue;
+                };
                 seen.extend(all.iter().map(|p| TopicPartition::new(source.topic(), *p)));
                 let partitions: Vec<i32> = all
                     .into_iter()

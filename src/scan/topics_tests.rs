@@ -6,10 +6,13 @@ use std::time::Duration;
 use arrow::array::{AsArray, RecordBatch};
 use arrow::datatypes::{Int32Type, Int64Type};
 use datafusion::prelude::SessionContext;
-use futures::StreamExt;
 
 use crate::connectors::memory::{MemoryMessage, delete_memory_topic, memory_topic};
 use crate::session::session_context;
+use dft_test_support::{spawn_query, within};
+
+/// How long a live query may take to see what the test makes happen.
+const LIMIT: Duration = Duration::from_secs(10);
 
 /// A fresh topic name starting with `prefix`.
 fn name(prefix: &str) -> String {
@@ -192,29 +195,6 @@ async fn a_pattern_reads_every_matching_topic_including_later_ones() {
     );
 }
 
-/// Runs `sql` in the background, returning its rows once it ends.
-fn spawn(
-    ctx: &SessionContext,
-    sql: &str,
-) -> tokio::task::JoinHandle<datafusion::error::Result<Vec<RecordBatch>>> {
-    let ctx = ctx.clone();
-    let sql = sql.to_string();
-    tokio::spawn(async move {
-        let mut stream = ctx.sql(&sql).await?.execute_stream().await?;
-        let mut out = Vec::new();
-        while let Some(batch) = stream.next().await {
-            out.push(batch?);
-        }
-        Ok(out)
-    })
-}
-
-async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(10), f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not happen within 10 s"))
-}
-
 #[tokio::test]
 async fn a_live_scan_reads_a_partition_added_while_it_runs() {
     let topic = name("grow");
@@ -228,11 +208,11 @@ async fn a_live_scan_reads_a_partition_added_while_it_runs() {
     let sql = "SELECT _partition, id FROM t WHERE id >= 1000 LIMIT 1";
     let plan = text(&ctx, &format!("EXPLAIN {sql}")).await;
     assert!(plan.contains("discovery=50ms spare_partitions=4"), "{plan}");
-    let running = spawn(&ctx, sql);
+    let running = spawn_query(&ctx, sql);
     tokio::time::sleep(Duration::from_millis(100)).await;
     memory_topic(&topic, 1).add_partitions(2);
     append(&topic, 1, [1000]);
-    let got = within("reading the new partition", running)
+    let got = within(LIMIT, "reading the new partition", running)
         .await
         .unwrap()
         .unwrap();
@@ -254,12 +234,12 @@ async fn a_live_pattern_scan_reads_a_topic_created_while_it_runs() {
         &format!(", 'topic.pattern' '{prefix}-[0-9]+', 'scan.discovery.interval' '50ms'"),
     )
     .await;
-    let running = spawn(&ctx, "SELECT _topic, id FROM t WHERE id >= 1000 LIMIT 1");
+    let running = spawn_query(&ctx, "SELECT _topic, id FROM t WHERE id >= 1000 LIMIT 1");
     tokio::time::sleep(Duration::from_millis(100)).await;
     let second = format!("{prefix}-1");
     memory_topic(&second, 1);
     append(&second, 0, [1000]);
-    let got = within("reading the new topic", running)
+    let got = within(LIMIT, "reading the new topic", running)
         .await
         .unwrap()
         .unwrap();
@@ -287,12 +267,12 @@ async fn spares_are_shared_once_taken_and_an_ordered_table_refuses_new_partition
     .await;
     // `_offset` is projected, but a scan with spares declares no order: two new partitions
     // share the one spare.
-    let running = spawn(&ctx, "SELECT _offset, id FROM t WHERE id >= 1000 LIMIT 2");
+    let running = spawn_query(&ctx, "SELECT _offset, id FROM t WHERE id >= 1000 LIMIT 2");
     tokio::time::sleep(Duration::from_millis(100)).await;
     memory_topic(&topic, 1).add_partitions(3);
     append(&topic, 1, [1000]);
     append(&topic, 2, [1001]);
-    let got = within("both new partitions", running)
+    let got = within(LIMIT, "both new partitions", running)
         .await
         .unwrap()
         .unwrap();
@@ -311,10 +291,10 @@ async fn spares_are_shared_once_taken_and_an_ordered_table_refuses_new_partition
     .unwrap();
     let plan = text(&ctx, "EXPLAIN SELECT id FROM t").await;
     assert!(plan.contains("spare_partitions=0"), "{plan}");
-    let running = spawn(&ctx, "SELECT id FROM t");
+    let running = spawn_query(&ctx, "SELECT id FROM t");
     tokio::time::sleep(Duration::from_millis(100)).await;
     memory_topic(&topic, 1).add_partitions(2);
-    let err = within("the error", running)
+    let err = within(LIMIT, "the error", running)
         .await
         .unwrap()
         .unwrap_err()
@@ -344,11 +324,11 @@ async fn a_topic_deleted_under_a_live_scan_fails_it_or_ends_its_partitions() {
         ", 'scan.discovery.interval' '50ms', 'scan.discovery.on-deleted' 'end'",
     )
     .await;
-    let failing = spawn(&fails, "SELECT id FROM t WHERE id >= 1000");
-    let ending = spawn(&ends, "SELECT id FROM t WHERE id >= 1000 LIMIT 1");
+    let failing = spawn_query(&fails, "SELECT id FROM t WHERE id >= 1000");
+    let ending = spawn_query(&ends, "SELECT id FROM t WHERE id >= 1000 LIMIT 1");
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(delete_memory_topic(&b));
-    let err = within("the failure", failing)
+    let err = within(LIMIT, "the failure", failing)
         .await
         .unwrap()
         .unwrap_err()
@@ -360,7 +340,7 @@ async fn a_topic_deleted_under_a_live_scan_fails_it_or_ends_its_partitions() {
     // With `end`, the other topic goes on.
     tokio::time::sleep(Duration::from_millis(200)).await;
     append(&a, 0, [1000]);
-    let got = within("the row from the other topic", ending)
+    let got = within(LIMIT, "the row from the other topic", ending)
         .await
         .unwrap()
         .unwrap();

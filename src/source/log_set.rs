@@ -188,6 +188,17 @@ impl LogSet {
         }
     }
 
+    /// The partitions of `source`, one of the set's topics. A topic a pattern listed that is
+    /// gone by the time its partitions are asked for is left out (`None`); a named topic that
+    /// is missing is an error.
+    pub async fn partitions_of(&self, source: &dyn LogSource) -> Result<Option<Vec<i32>>> {
+        match source.partitions().await {
+            Ok(p) => Ok(Some(p)),
+            Err(TopicsError::UnknownTopic { .. }) if self.is_pattern() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Checks that every named topic exists, or that the pattern matches at least one.
     pub async fn check(&self) -> Result<()> {
         let members = self.members().await?;

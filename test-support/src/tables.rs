@@ -184,3 +184,28 @@ pub async fn wait_for_readers_released(topic: &str, what: &str) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Runs `query` in the background (a live query, say) and returns its rows once it ends.
+pub fn spawn_query(
+    ctx: &SessionContext,
+    query: &str,
+) -> tokio::task::JoinHandle<datafusion::error::Result<Vec<RecordBatch>>> {
+    use futures::StreamExt;
+    let ctx = ctx.clone();
+    let query = query.to_string();
+    tokio::spawn(async move {
+        let mut stream = ctx.sql(&query).await?.execute_stream().await?;
+        let mut out = Vec::new();
+        while let Some(batch) = stream.next().await {
+            out.push(batch?);
+        }
+        Ok(out)
+    })
+}
+
+/// `f`'s output, or a panic saying that `what` did not happen within `limit`.
+pub async fn within<T>(limit: Duration, what: &str, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(limit, f)
+        .await
+        .unwrap_or_else(|_| panic!("{what} did not happen within {limit:?}"))
+}

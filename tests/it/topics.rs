@@ -5,14 +5,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use datafusion::arrow::array::{AsArray, RecordBatch};
+use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema};
 use datafusion::prelude::SessionContext;
 use datafusion_topics::TopicTable;
-use futures::StreamExt;
 use rdkafka::admin::AdminOptions;
 
 use crate::harness::*;
+
+/// How long a live query may take to see what the test makes happen.
+const LIMIT: Duration = Duration::from_secs(60);
 
 fn id_schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, true)]))
@@ -56,29 +58,6 @@ fn ids_to(partition: i32, ids: impl IntoIterator<Item = i64>) -> Vec<TestMessage
     ids.into_iter()
         .map(|i| TestMessage::value(partition, format!(r#"{{"id":{i}}}"#)))
         .collect()
-}
-
-/// Runs `query` in the background until it ends.
-fn spawn(
-    ctx: &SessionContext,
-    query: &str,
-) -> tokio::task::JoinHandle<datafusion::error::Result<Vec<RecordBatch>>> {
-    let ctx = ctx.clone();
-    let query = query.to_string();
-    tokio::spawn(async move {
-        let mut stream = ctx.sql(&query).await?.execute_stream().await?;
-        let mut out = Vec::new();
-        while let Some(batch) = stream.next().await {
-            out.push(batch?);
-        }
-        Ok(out)
-    })
-}
-
-async fn within<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(60), f)
-        .await
-        .unwrap_or_else(|_| panic!("{what} did not happen within 60 s"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,7 +146,7 @@ async fn a_live_kafka_scan_reads_partitions_and_topics_created_while_it_runs() {
     let topic = create_topic("grow-live", 1).await;
     produce(&topic, &ids_to(0, 0..10)).await;
     let ctx = table_at(&kafka(&topic), &[("scan.discovery.interval", "500ms")]).await;
-    let running = spawn(
+    let running = spawn_query(
         &ctx,
         "SELECT _partition, id FROM t WHERE id >= 1000 LIMIT 1",
     );
@@ -179,7 +158,7 @@ async fn a_live_kafka_scan_reads_partitions_and_topics_created_while_it_runs() {
         .unwrap();
     assert!(added.iter().all(|r| r.is_ok()), "{added:?}");
     produce(&topic, &ids_to(1, [1000])).await;
-    let got = within("the row in the new partition", running)
+    let got = within(LIMIT, "the row in the new partition", running)
         .await
         .unwrap()
         .unwrap();
@@ -206,11 +185,11 @@ async fn a_live_kafka_scan_reads_partitions_and_topics_created_while_it_runs() {
         ],
     )
     .await;
-    let running = spawn(&ctx, "SELECT id, _topic FROM t WHERE id >= 1000 LIMIT 2");
+    let running = spawn_query(&ctx, "SELECT id, _topic FROM t WHERE id >= 1000 LIMIT 2");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let second = create_topic(&format!("{stem}-1"), 1).await;
     produce(&second, &ids_to(0, [1000, 1001])).await;
-    let got = within("the rows of the new topic", running)
+    let got = within(LIMIT, "the rows of the new topic", running)
         .await
         .unwrap()
         .unwrap();
@@ -240,8 +219,8 @@ async fn a_kafka_topic_deleted_under_a_live_scan_fails_it_or_ends_its_partitions
         ],
     )
     .await;
-    let failing = spawn(&fails, "SELECT id FROM t WHERE id >= 1000");
-    let ending = spawn(&ends, "SELECT id FROM t WHERE id >= 1000 LIMIT 1");
+    let failing = spawn_query(&fails, "SELECT id FROM t WHERE id >= 1000");
+    let ending = spawn_query(&ends, "SELECT id FROM t WHERE id >= 1000 LIMIT 1");
     tokio::time::sleep(Duration::from_secs(1)).await;
     let deleted = admin()
         .delete_topics(
@@ -251,7 +230,7 @@ async fn a_kafka_topic_deleted_under_a_live_scan_fails_it_or_ends_its_partitions
         .await
         .unwrap();
     assert!(deleted.iter().all(|r| r.is_ok()), "{deleted:?}");
-    let err = within("the failure", failing)
+    let err = within(LIMIT, "the failure", failing)
         .await
         .unwrap()
         .unwrap_err()
@@ -267,7 +246,7 @@ async fn a_kafka_topic_deleted_under_a_live_scan_fails_it_or_ends_its_partitions
         "the scan with on-deleted = end stopped"
     );
     produce(&keep, &ids_to(0, [1000])).await;
-    let got = within("the row of the kept topic", ending)
+    let got = within(LIMIT, "the row of the kept topic", ending)
         .await
         .unwrap()
         .unwrap();
