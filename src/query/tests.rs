@@ -546,3 +546,35 @@ async fn a_version_1_checkpoint_goes_on_where_it_stopped() {
     );
     assert_eq!(f.output_ids(), (0..21).collect::<Vec<_>>());
 }
+
+#[tokio::test]
+async fn batches_split_over_several_output_partitions_write_every_row_once() {
+    let f = Fixture::new(1, 100);
+    let query = f.query(", 'scan.split.max-messages' '15'").await;
+    let (done, lines) = run(&query, &f.options(Trigger::AvailableNow, Some(40))).await;
+    assert_eq!(done.unwrap(), 3, "{lines:?}");
+    assert_eq!(f.output_ids(), (0..100).collect::<Vec<_>>());
+    // The batch records its ranges unsplit; the split is how they are read.
+    assert!(lines[0].starts_with("batch 0 input[0:[0,40)]"), "{lines:?}");
+    let plan = query
+        .batch_plan(
+            &CheckpointLog::open(&f.checkpoint)
+                .unwrap()
+                .offsets(0)
+                .await
+                .unwrap()
+                .unwrap()
+                .sources,
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    let shown = datafusion::physical_plan::displayable(plan.as_ref())
+        .indent(true)
+        .to_string();
+    assert!(
+        shown.contains("partitions=[0: [0, 15), 0: [15, 30), 0: [30, 40)]"),
+        "{shown}"
+    );
+}
