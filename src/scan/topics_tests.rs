@@ -162,6 +162,12 @@ async fn a_pattern_reads_every_matching_topic_including_later_ones() {
     )
     .await;
     assert_eq!(ids(&rows(&ctx, "SELECT id FROM t").await, 0), vec![0, 1, 2]);
+    let plan = text(&ctx, "EXPLAIN SELECT id FROM t").await;
+    assert!(
+        plan.contains(&format!("memory topics matching '{prefix}-[a-z]'"))
+            && plan.contains(&format!("{x}/0: [0, 3)")),
+        "{plan}"
+    );
     // A topic created later is read by the next query.
     memory_topic(&y, 1);
     append(&y, 0, 10..12);

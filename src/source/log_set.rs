@@ -237,12 +237,21 @@ impl LogSet {
 }
 
 impl fmt::Display for LogSet {
-    /// The first topic's source as EXPLAIN shows it, with the other topics or the pattern.
+    /// As EXPLAIN shows it: the one topic's source (`kafka://host:port/orders`), or
+    /// `kafka topics a,b` / `kafka topics matching 'orders-.*'`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let first = self.lock().values().next().map(|s| s.to_string());
         match (&self.inner.selector, first) {
             (TopicSelector::Named(names), Some(first)) if names.len() == 1 => f.write_str(&first),
-            (selector, _) => write!(f, "{}://{selector}", self.inner.kind),
+            (TopicSelector::Named(names), _) => {
+                write!(f, "{} topics {}", self.inner.kind, names.join(","))
+            }
+            (TopicSelector::Pattern(re), _) => write!(
+                f,
+                "{} topics matching '{}'",
+                self.inner.kind,
+                pattern_text(re)
+            ),
         }
     }
 }
