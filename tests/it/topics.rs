@@ -341,3 +341,94 @@ async fn several_nats_streams_and_a_stream_pattern_read_as_one_table() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continuous_query_over_a_kafka_pattern_takes_in_new_topics_and_commits_each() {
+    use datafusion_topics::query::{ContinuousQuery, Limits, RunOptions, Trigger};
+    let stem = unique_name("cq-pattern");
+    let first = create_topic(&format!("{stem}-a"), 2).await;
+    produce(&first, &[ids_to(0, 0..30), ids_to(1, 30..40)].concat()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let group = unique_name("cq-pattern-group");
+    let query_text = format!(
+        "CREATE EXTERNAL TABLE input (id BIGINT) STORED AS KAFKA LOCATION 'kafka://{}/'
+           OPTIONS ('value.format' 'json', 'topic.pattern' '{stem}-[a-z]-.*');
+         CREATE EXTERNAL TABLE output (id BIGINT, t VARCHAR) STORED AS JSON LOCATION '{}/';
+         INSERT INTO output (id, t) SELECT id, _topic FROM input;",
+        brokers().kafka,
+        out_dir.display()
+    );
+    let query = ContinuousQuery::from_sql(datafusion_topics::session_context(), &query_text)
+        .await
+        .unwrap();
+    let options = RunOptions {
+        checkpoint: dir.path().join("checkpoint").to_str().unwrap().to_string(),
+        trigger: Trigger::AvailableNow,
+        limits: Limits {
+            max_records: Some(15),
+            max_bytes: None,
+        },
+        max_batches: None,
+        commit_group: Some(group.clone()),
+        output_mode: None,
+    };
+    query.run(&options, |_| {}).await.unwrap();
+    // A topic created between runs is read from its start by the next batch.
+    let second = create_topic(&format!("{stem}-b"), 1).await;
+    produce(&second, &ids_to(0, 100..105)).await;
+    let mut lines = Vec::new();
+    query
+        .run(&options, |p| lines.push(p.to_string()))
+        .await
+        .unwrap();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(&format!("{second}/0:[0,5)"))),
+        "{lines:?}"
+    );
+    let ctx = datafusion_topics::session_context();
+    sql(
+        &ctx,
+        &format!(
+            "CREATE EXTERNAL TABLE o (id BIGINT, t VARCHAR) STORED AS JSON LOCATION '{}/'",
+            out_dir.display()
+        ),
+    )
+    .await;
+    assert_eq!(
+        ids(&ctx, "SELECT id FROM o").await,
+        (0..40).chain(100..105).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        ids(&ctx, &format!("SELECT id FROM o WHERE t = '{second}'")).await,
+        (100..105).collect::<Vec<_>>()
+    );
+    // The consumer group holds each topic's ends, as Kafka's own tool shows.
+    let out = kafka_tool(
+        "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+        &[
+            "--bootstrap-server",
+            &brokers().kafka,
+            "--describe",
+            "--group",
+            &group,
+        ],
+    );
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    for (topic, partition, end) in [
+        (&first, "0", "30"),
+        (&first, "1", "10"),
+        (&second, "0", "5"),
+    ] {
+        let line = text
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|f| f.len() > 4 && f[1] == topic.as_str() && f[2] == partition)
+            .unwrap_or_else(|| panic!("no line for {topic}/{partition}:\n{text}"));
+        assert_eq!(line[3], end, "{text}");
+    }
+}
