@@ -37,7 +37,9 @@ if ! cmp -s requirements-test.txt "$VENV/.requirements" || [[ ! -x $VENV/bin/pyt
     cp requirements-test.txt "$VENV/.requirements"
 fi
 
-# Everything the wheel is built from; an unchanged hash reuses the installed wheel.
+# Everything the wheel is built from; an unchanged hash reuses the installed wheel. The builds
+# are not --locked: python/Cargo.lock follows the main crate's lock, and cargo adds what a
+# dependency change of the main crate needs to it without moving the versions it pins.
 sources_hash() {
     (cd "$REPO" && find src Cargo.toml python/src python/Cargo.toml python/Cargo.lock \
         python/pyproject.toml python/datafusion_topics -type f -not -name '*.pyc' \
@@ -45,12 +47,12 @@ sources_hash() {
 }
 hash=$(sources_hash)
 if [[ $(cat "$WHEELS/.sources" 2>/dev/null) != "$hash" ]] \
-    || ! "$VENV/bin/python" -c 'import datafusion_topics' 2>/dev/null; then
+    || ! (cd / && "$VENV/bin/python" -c 'import datafusion_topics._native') 2>/dev/null; then
     log "building the wheel (dev profile) into $WHEELS"
     build_started=$(date +%s)
     rm -rf "$WHEELS"
     mkdir -p "$WHEELS"
-    "$VENV/bin/maturin" build --locked --profile dev --auditwheel skip \
+    "$VENV/bin/maturin" build --profile dev --auditwheel skip \
         --interpreter "$VENV/bin/python" --out "$WHEELS" --manifest-path Cargo.toml
     "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps \
         --force-reinstall "$WHEELS"/*.whl
@@ -62,10 +64,12 @@ if [[ -z ${KAFKA_BOOTSTRAP:-} || -z ${NATS_URL:-} ]]; then
     "$REPO/scripts/install-brokers.sh"
     # The same features as the wheel's build (see test-brokers/Cargo.toml): links only.
     PYO3_BUILD_EXTENSION_MODULE=1 PYO3_PYTHON="$VENV/bin/python" \
-        cargo build --locked --quiet --manifest-path Cargo.toml -p dft-py-brokers
+        cargo build --quiet --manifest-path Cargo.toml -p dft-py-brokers
     export DFT_BROKERS=$CARGO_TARGET_DIR/debug/dft-py-brokers
 fi
 
-cd "$PY_DIR"
-"$VENV/bin/python" -m pytest -q -p no:cacheprovider tests "$@"
+# From tests/: `python -m pytest` puts the working directory on sys.path, and python/ would
+# shadow the installed package with its sources (which lack the compiled module).
+cd "$PY_DIR/tests"
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider "$@"
 log "passed in $(( $(date +%s) - started )) s"

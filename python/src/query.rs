@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use datafusion_topics::checkpoint::CheckpointLog;
 use datafusion_topics::query::OutputMode;
-use datafusion_topics::{BatchProgress, ContinuousQuery, Limits, RunOptions, Trigger, session_context};
+use datafusion_topics::{
+    BatchProgress, ContinuousQuery, Limits, RunOptions, Trigger, session_context,
+};
 use pyo3::prelude::*;
 
 use crate::errors::{df_err, topics_err};

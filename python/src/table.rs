@@ -162,7 +162,11 @@ impl PyTopicTable {
 
 /// The `STORED AS` factory for `SessionContext.register_table_factory(name, factory)`
 /// (it implements `__datafusion_table_provider_factory__`).
-#[pyclass(name = "TopicTableFactory", module = "datafusion_topics._native", frozen)]
+#[pyclass(
+    name = "TopicTableFactory",
+    module = "datafusion_topics._native",
+    frozen
+)]
 pub struct PyTopicTableFactory;
 
 #[pymethods]
@@ -241,9 +245,7 @@ pub fn open_table(
     let table: Arc<dyn TableProvider> = match columns {
         Columns::Schema(schema) => {
             let open = TopicTable::open(&location, schema, &options);
-            let table = py
-                .detach(|| runtime().block_on(open))
-                .map_err(topics_err)?;
+            let table = py.detach(|| runtime().block_on(open)).map_err(topics_err)?;
             Arc::new(table)
         }
         Columns::Sql(sql) => {

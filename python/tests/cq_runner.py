@@ -4,9 +4,13 @@ Prints one JSON line per batch (flushed), ``STOPPED`` when Ctrl-C stopped it, an
 when it finished."""
 
 import json
+import signal
 import sys
 
 import datafusion_topics
+
+# Ctrl-C raises KeyboardInterrupt even when started with SIGINT ignored (a background job).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 sql_file, checkpoint, trigger = sys.argv[1:4]
 query = datafusion_topics.ContinuousQuery.from_sql(open(sql_file).read())

@@ -3,6 +3,11 @@ INSERT, bounded and live scans, pushdown, the ``table()`` helper, and errors."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
 import datafusion
 import pyarrow as pa
 import pytest
@@ -169,3 +174,23 @@ def test_memory_tables_need_no_broker():
         {"id": 1},
         {"id": 2},
     ]
+
+
+def test_ctrl_c_ends_a_live_stream(brokers, topic, env):
+    ctx = datafusion_topics.session_context()
+    ctx.sql(kafka_ddl("orders", brokers["kafka"], topic))
+    fill(ctx, "orders", 3)
+    runner = Path(__file__).with_name("live_runner.py")
+    location = f"kafka://{brokers['kafka']}/{topic}"
+    proc = subprocess.Popen(
+        [sys.executable, str(runner), location], stdout=subprocess.PIPE, text=True, env=env
+    )
+    seen = 0
+    while seen < 3:
+        line = proc.stdout.readline()
+        assert line.startswith("rows "), line
+        seen = int(line.split()[1])
+    # The stream now waits for messages that do not come; Ctrl-C ends it.
+    proc.send_signal(signal.SIGINT)
+    out, _ = proc.communicate(timeout=30)
+    assert out.strip() == "INTERRUPTED 3"
