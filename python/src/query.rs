@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::Notify;
+
 use datafusion_topics::checkpoint::CheckpointLog;
 use datafusion_topics::query::OutputMode;
 use datafusion_topics::{
@@ -92,8 +94,12 @@ impl PyContinuousQuery {
         let batches_done = AtomicU64::new(0);
         let callback_error: Mutex<Option<PyErr>> = Mutex::new(None);
         let callback_failed = AtomicBool::new(false);
+        // Wakes the loop below as soon as a batch has committed, so a stop requested by
+        // Ctrl-C happens before the runner plans the next one.
+        let batch_ended = Notify::new();
         let on_progress = |progress: &BatchProgress| {
             batches_done.fetch_add(1, Ordering::SeqCst);
+            batch_ended.notify_one();
             let Some(callback) = &on_batch else { return };
             Python::attach(|py| {
                 if let Err(e) = call_back(py, callback, progress) {
@@ -113,6 +119,7 @@ impl PyContinuousQuery {
                 loop {
                     tokio::select! {
                         done = &mut work => return Ended::Finished(done),
+                        _ = batch_ended.notified() => {}
                         _ = tokio::time::sleep(SIGNAL_CHECK) => {}
                     }
                     if callback_failed.load(Ordering::SeqCst) {
@@ -157,9 +164,20 @@ fn check_signals(py: Python<'_>) -> PyResult<()> {
     py.check_signals()
 }
 
-/// Whether the checkpoint's newest batch has offsets but no commit yet: a batch is running
-/// (or was interrupted). If the checkpoint cannot be read, assume one is, and wait for it.
+/// Whether a batch is running: the checkpoint's newest batch has offsets but no commit yet. A
+/// write of `offsets/N` may have started just before the query was last polled, so an idle
+/// answer is confirmed once more a moment later (the query is not polled meanwhile). If the
+/// checkpoint cannot be read, assume a batch is running, and wait for it.
 async fn batch_in_flight(checkpoint: &str) -> bool {
+    if uncommitted_batch(checkpoint).await {
+        return true;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    uncommitted_batch(checkpoint).await
+}
+
+/// Whether the checkpoint's newest `offsets/N` lacks its `commits/N`.
+async fn uncommitted_batch(checkpoint: &str) -> bool {
     let Ok(log) = CheckpointLog::open(checkpoint) else {
         return true;
     };

@@ -113,8 +113,9 @@ def test_table_helper_with_sql_columns_and_pyarrow_schema(brokers, topic):
     assert got == [{"customer": "c3"}]
 
 
-def test_nats_stream(brokers, topic):
-    ctx = datafusion_topics.session_context()
+def test_nats_stream_in_a_plain_session_with_register(brokers, topic):
+    ctx = datafusion.SessionContext()
+    datafusion_topics.register(ctx)
     stream = topic.upper().replace("-", "_")
     ctx.sql(
         f"CREATE EXTERNAL TABLE events (id BIGINT, kind VARCHAR) STORED AS NATS "
