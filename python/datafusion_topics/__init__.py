@@ -19,6 +19,7 @@ See docs/python.md in the repository for what the Python API covers.
 from __future__ import annotations
 
 import datafusion as _datafusion
+import pyarrow as _pyarrow
 
 from . import _native
 from ._native import TopicsError, TopicTable, TopicTableFactory
@@ -30,6 +31,7 @@ __all__ = [
     "TopicTable",
     "TopicTableFactory",
     "TopicsError",
+    "checkpoint_progress",
     "connector_names",
     "register",
     "serve_prometheus",
@@ -96,6 +98,13 @@ def table(
     if options is not None:
         options = {str(k): _option_value(v) for k, v in options.items()}
     return _native.open_table(location, columns, options)
+
+
+def checkpoint_progress(url: str, batches: int = 20) -> _pyarrow.RecordBatch:
+    """The last ``batches`` batches of the checkpoint at ``url``, one row each: what
+    ``datafusion-topics status`` shows and ``checkpoint_progress('URL')`` returns in SQL
+    (docs/operating.md). Works while the query runs."""
+    return _pyarrow.record_batch(_native.checkpoint_progress(url, batches))
 
 
 def serve_prometheus(addr: str) -> None:

@@ -30,5 +30,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(table::streaming_settings, m)?)?;
     m.add_function(wrap_pyfunction!(table::open_table, m)?)?;
     m.add_function(wrap_pyfunction!(query::serve_prometheus, m)?)?;
+    m.add_function(wrap_pyfunction!(query::checkpoint_progress, m)?)?;
+    m.add_class::<query::PyArrowBatch>()?;
     Ok(())
 }

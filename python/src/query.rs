@@ -7,6 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use datafusion::arrow::array::{Array, RecordBatch, StructArray};
+use datafusion::arrow::ffi::to_ffi;
+use pyo3::types::PyCapsule;
 use tokio::sync::Notify;
 
 use datafusion_topics::checkpoint::CheckpointLog;
@@ -211,4 +214,46 @@ pub fn serve_prometheus(addr: &str) -> PyResult<()> {
     })?;
     let _entered = runtime().enter();
     datafusion_topics::observe::serve_prometheus(parsed).map_err(topics_err)
+}
+
+/// A record batch handed to Python through the Arrow PyCapsule interface
+/// (`pyarrow.record_batch(obj)` reads it).
+#[pyclass(name = "ArrowBatch", module = "datafusion_topics._native", frozen)]
+pub struct PyArrowBatch {
+    batch: RecordBatch,
+}
+
+#[pymethods]
+impl PyArrowBatch {
+    #[pyo3(signature = (requested_schema=None))]
+    fn __arrow_c_array__<'py>(
+        &self,
+        py: Python<'py>,
+        requested_schema: Option<Bound<'py, PyAny>>,
+    ) -> PyResult<(Bound<'py, PyCapsule>, Bound<'py, PyCapsule>)> {
+        // The batch is offered as it is; a consumer casts it if it asked for another schema.
+        let _ = requested_schema;
+        let data = StructArray::from(self.batch.clone()).into_data();
+        let (array, schema) =
+            to_ffi(&data).map_err(|e| crate::errors::TopicsError::new_err(e.to_string()))?;
+        Ok((
+            PyCapsule::new_with_value(py, schema, c"arrow_schema")?,
+            PyCapsule::new_with_value(py, array, c"arrow_array")?,
+        ))
+    }
+}
+
+/// The last `batches` batches of the checkpoint at `url`, one row each (the
+/// `checkpoint_progress('URL')` table function and `datafusion-topics status`).
+#[pyfunction]
+#[pyo3(signature = (url, batches=datafusion_topics::observe::DEFAULT_BATCHES))]
+pub fn checkpoint_progress(py: Python<'_>, url: String, batches: u64) -> PyResult<PyArrowBatch> {
+    let batch = py
+        .detach(|| {
+            runtime().block_on(datafusion_topics::observe::checkpoint_progress(
+                &url, batches,
+            ))
+        })
+        .map_err(topics_err)?;
+    Ok(PyArrowBatch { batch })
 }

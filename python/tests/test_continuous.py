@@ -146,6 +146,10 @@ def test_progress_objects_and_options(brokers, topic, tmp_path):
     assert sum(p.rows for p in seen) == 45
     assert "src" in seen[0].sources and "batch 0" in str(seen[0])
     assert output_ids(bootstrap, sink) == list(range(45))
+    # The checkpoint's recent batches, as `datafusion-topics status` shows them.
+    status = datafusion_topics.checkpoint_progress(str(tmp_path / "cp"))
+    assert status.column("batch").to_pylist() == list(range(batches))
+    assert sum(status.column("rows").to_pylist()) == 45
 
 
 def test_callback_errors_stop_the_query(brokers, topic, tmp_path):
