@@ -195,3 +195,21 @@ def test_ctrl_c_ends_a_live_stream(brokers, topic, env):
     proc.send_signal(signal.SIGINT)
     out, _ = proc.communicate(timeout=30)
     assert out.strip() == "INTERRUPTED 3"
+
+
+def test_a_bad_message_names_topic_partition_and_offset(brokers, topic):
+    ctx = datafusion_topics.session_context()
+    location = f"kafka://{brokers['kafka']}/{topic}"
+    ctx.sql(
+        f"CREATE EXTERNAL TABLE raw STORED AS KAFKA LOCATION '{location}' "
+        f"OPTIONS ('value.format' 'string', 'topic.create' 'true', 'topic.partitions' '1')"
+    )
+    ctx.sql("INSERT INTO raw (value) VALUES ('{\"id\": 1}'), ('not json')").collect()
+    ctx.sql(
+        f"CREATE EXTERNAL TABLE typed (id BIGINT) STORED AS KAFKA LOCATION '{location}' "
+        f"OPTIONS ('value.format' 'json', 'scan.bounded.mode' 'latest-offset')"
+    )
+    with pytest.raises(Exception) as raised:
+        ctx.sql("SELECT id FROM typed").collect()
+    message = str(raised.value)
+    assert topic in message and "partition 0" in message and "offset 1" in message, message
