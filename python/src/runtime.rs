@@ -13,13 +13,13 @@ use std::task::{Context, Poll};
 
 use tokio::runtime::{Handle, Runtime};
 
-/// The module's runtime, started on first use (two worker threads: enough for the reactor and
-/// the readers; DataFusion's own work runs on the host's threads).
+/// The module's runtime, started on first use: the reactor, the partition readers and the
+/// sinks' writers run on its threads (one per core); DataFusion's operators above the scan run
+/// on the host's.
 pub fn runtime() -> &'static Runtime {
     static RUNTIME: OnceLock<Runtime> = OnceLock::new();
     RUNTIME.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
             .thread_name("datafusion-topics")
             .enable_all()
             .build()

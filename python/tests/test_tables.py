@@ -116,6 +116,8 @@ def test_table_helper_with_sql_columns_and_pyarrow_schema(brokers, topic):
 def test_nats_stream_in_a_plain_session_with_register(brokers, topic):
     ctx = datafusion.SessionContext()
     datafusion_topics.register(ctx)
+    setting = "datafusion.optimizer.enable_round_robin_repartition"
+    assert ctx.sql(f"SHOW {setting}").to_pylist() == [{"name": setting, "value": "false"}]
     stream = topic.upper().replace("-", "_")
     ctx.sql(
         f"CREATE EXTERNAL TABLE events (id BIGINT, kind VARCHAR) STORED AS NATS "
