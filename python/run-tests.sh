@@ -23,6 +23,9 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
 started=$(date +%s)
 log() { printf 'python tests: %s\n' "$*" >&2; }
 
+# Kafka, nats-server, and the Debian packages the build and python3-venv need (idempotent).
+"$REPO/scripts/install-brokers.sh" >/dev/null
+
 # The interpreter: $DFT_PYTHON, else python3 (3.10 or later; the wheel is abi3-py310).
 PYTHON=${DFT_PYTHON:-python3}
 "$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
@@ -61,7 +64,6 @@ if [[ $(cat "$WHEELS/.sources" 2>/dev/null) != "$hash" ]] \
 fi
 
 if [[ -z ${KAFKA_BOOTSTRAP:-} || -z ${NATS_URL:-} ]]; then
-    "$REPO/scripts/install-brokers.sh"
     # The same features as the wheel's build (see test-brokers/Cargo.toml): links only.
     PYO3_BUILD_EXTENSION_MODULE=1 PYO3_PYTHON="$VENV/bin/python" \
         cargo build --quiet --manifest-path Cargo.toml -p dft-py-brokers
