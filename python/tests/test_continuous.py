@@ -179,3 +179,37 @@ def test_continuous_query_errors(brokers, topic, tmp_path):
     assert "sometimes" in str(raised.value)
     with pytest.raises(ValueError):
         query.run(str(tmp_path / "cp"), max_bytes_per_partition="lots")
+
+
+def test_a_stateful_query_carries_its_counts_across_batches(brokers, topic, tmp_path):
+    bootstrap = brokers["kafka"]
+    source, sink = topic + "-in", topic + "-totals"
+    insert(bootstrap, source, range(60))  # customers c0 … c4, 12 orders each
+    query = datafusion_topics.ContinuousQuery.from_sql(
+        f"""
+        {source_ddl(bootstrap, source)};
+        CREATE EXTERNAL TABLE totals (customer VARCHAR, n BIGINT)
+        STORED AS KAFKA LOCATION 'kafka://{bootstrap}/{sink}'
+        OPTIONS ('value.format' 'json', 'topic.create' 'true');
+        INSERT INTO totals SELECT customer, count(*) FROM src GROUP BY customer
+        """
+    )
+    seen: list[datafusion_topics.BatchProgress] = []
+    query.run(
+        str(tmp_path / "cp"),
+        "available-now",
+        max_records_per_partition=5,
+        output_mode="update",
+        on_batch=seen.append,
+    )
+    assert len(seen) > 1 and seen[-1].state["groups"] == 5
+    # An upsert stream: every batch writes the groups it changed; the last count is the total.
+    totals = datafusion_topics.table(
+        f"kafka://{bootstrap}/{sink}",
+        "customer VARCHAR, n BIGINT",
+        {"value.format": "json", "scan.bounded.mode": "latest-offset"},
+    )
+    ctx = datafusion_topics.session_context()
+    ctx.register_table("totals", totals)
+    rows = ctx.sql("SELECT customer, max(n) AS n FROM totals GROUP BY customer").to_pylist()
+    assert sorted((r["customer"], r["n"]) for r in rows) == [(f"c{i}", 12) for i in range(5)]
