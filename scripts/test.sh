@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 started=$(date +%s)
 scripts/install-brokers.sh
-cargo test --locked --workspace "$@"
+# The `distributed` feature adds the worker command and its tests (two worker processes).
+cargo test --locked --workspace --features distributed "$@"
 if [[ ${DFT_SKIP_PYTHON:-} != 1 ]]; then
     python/run-tests.sh
 fi

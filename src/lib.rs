@@ -47,6 +47,8 @@ pub mod checkpoint;
 pub mod cli;
 pub mod connector;
 pub mod connectors;
+#[cfg(feature = "distributed")]
+pub mod distributed;
 mod error;
 pub mod format;
 pub mod live;
@@ -81,7 +83,8 @@ pub use source::{LogSet, TopicPartition, TopicSelector};
 #[allow(deprecated)]
 pub use table::StreamingTableProvider;
 pub use table::{
-    MetadataColumn, TableDefinition, TopicTable, TopicTableFactory, complete_insert_columns,
+    MetadataColumn, ScanOrigin, TableDefinition, TableOrigin, TopicTable, TopicTableFactory,
+    complete_insert_columns,
 };
 
 /// The README's Rust examples, compiled as doc tests.

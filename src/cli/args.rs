@@ -74,6 +74,11 @@ pub struct Args {
     /// Object store profiling mode: disabled, summary or trace.
     #[arg(long, default_value_t = InstrumentedObjectStoreMode::Disabled)]
     pub object_store_profiling: InstrumentedObjectStoreMode,
+
+    /// Run bounded queries on these datafusion-distributed workers (host:port,host:port; see
+    /// `datafusion-topics worker`): each reads its share of a topic's partitions.
+    #[arg(long)]
+    pub workers: Option<String>,
 }
 
 /// Subcommands beyond the shell.
@@ -85,6 +90,22 @@ pub enum Commands {
     /// Show a continuous query's recent batches from its checkpoint (also while it runs):
     /// ranges, rows, lag, timings, state.
     Status(StatusArgs),
+    /// Serve as a datafusion-distributed worker: run the parts of plans (topic scans and what
+    /// follows them) that a shell or `run` with `--workers` sends here.
+    Worker(WorkerArgs),
+}
+
+/// Arguments of `datafusion-topics worker`.
+#[derive(Debug, clap::Args)]
+pub struct WorkerArgs {
+    /// The address to serve on, e.g. 127.0.0.1:7001 (workers take plain gRPC: keep them on a
+    /// private network; secrets never travel, see docs/distributed.md).
+    #[arg(long)]
+    pub listen: std::net::SocketAddr,
+
+    /// Serve Prometheus metrics (messages and bytes read per topic) at http://ADDR/metrics.
+    #[arg(long)]
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 /// Arguments of `datafusion-topics status`.
@@ -176,6 +197,11 @@ pub struct RunArgs {
     /// http://ADDR/metrics, e.g. 127.0.0.1:9464.
     #[arg(long)]
     pub metrics_addr: Option<std::net::SocketAddr>,
+
+    /// Run each batch's reading and stateless processing on these datafusion-distributed
+    /// workers (host:port,host:port); the checkpoint and the sink stay here.
+    #[arg(long)]
+    pub workers: Option<String>,
 }
 
 impl Args {

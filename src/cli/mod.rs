@@ -29,6 +29,13 @@ pub async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+        Some(Commands::Worker(worker_args)) => match worker(worker_args).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("Error: {}", message(&e));
+                ExitCode::FAILURE
+            }
+        },
         Some(Commands::Status(status_args)) => match status::status(status_args).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -44,6 +51,34 @@ pub async fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// `datafusion-topics worker`: serves until killed.
+async fn worker(args: &args::WorkerArgs) -> datafusion::error::Result<()> {
+    #[cfg(feature = "distributed")]
+    {
+        if let Some(addr) = args.metrics_addr {
+            crate::observe::serve_prometheus(addr)?;
+        }
+        eprintln!("datafusion-topics worker listening on {}", args.listen);
+        crate::distributed::serve_worker(args.listen).await?;
+        Ok(())
+    }
+    #[cfg(not(feature = "distributed"))]
+    {
+        let _ = args;
+        Err(no_distributed())
+    }
+}
+
+/// The error for `worker` and `--workers` in a build without the `distributed` feature.
+#[cfg(not(feature = "distributed"))]
+pub(crate) fn no_distributed() -> datafusion::error::DataFusionError {
+    datafusion::error::DataFusionError::Plan(
+        "this build has no workers: build datafusion-topics with the `distributed` feature \
+         (cargo install --path . --features distributed)"
+            .into(),
+    )
 }
 
 /// Our own error's message where there is one (without DataFusion's "External error: "

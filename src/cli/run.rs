@@ -15,7 +15,7 @@ pub async fn run(shell: &Args, run: &RunArgs) -> Result<()> {
     if let Some(addr) = run.metrics_addr {
         crate::observe::serve_prometheus(addr)?;
     }
-    let (ctx, _) = super::shell::session(shell).await?;
+    let (ctx, _) = super::shell::session_with(shell, run.workers.as_deref()).await?;
     let query = ContinuousQuery::from_sql(ctx, &sql).await?;
     let options = RunOptions {
         checkpoint: run.checkpoint.clone(),

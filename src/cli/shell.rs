@@ -84,6 +84,14 @@ fn default_rc() -> Vec<String> {
 pub async fn session(
     args: &Args,
 ) -> Result<(SessionContext, Arc<InstrumentedObjectStoreRegistry>)> {
+    session_with(args, args.workers.as_deref()).await
+}
+
+/// [`session`], its plans run on `workers` when given (`host:port,host:port`).
+pub async fn session_with(
+    args: &Args,
+    workers: Option<&str>,
+) -> Result<(SessionContext, Arc<InstrumentedObjectStoreRegistry>)> {
     let config = session_config(args)?;
     let mut runtime = RuntimeEnvBuilder::new();
     if let Some(limit) = args.memory_limit {
@@ -106,9 +114,18 @@ pub async fn session(
     runtime = runtime.with_object_store_registry(Arc::new(BrokerAwareRegistry::new(Arc::clone(
         &instrumented,
     ))));
-    let state = crate::session::session_state_builder(config)
-        .with_runtime_env(runtime.build_arc()?)
-        .build();
+    let builder =
+        crate::session::session_state_builder(config).with_runtime_env(runtime.build_arc()?);
+    let state = match workers {
+        None => builder.build(),
+        #[cfg(feature = "distributed")]
+        Some(list) => {
+            crate::distributed::with_workers(builder, crate::distributed::parse_workers(list)?)
+                .build()
+        }
+        #[cfg(not(feature = "distributed"))]
+        Some(_) => return Err(super::no_distributed()),
+    };
     let ctx = SessionContext::new_with_state(state).enable_url_table();
     ctx.refresh_catalogs().await?;
     ctx.register_catalog_list(Arc::new(DynamicObjectStoreCatalog::new(

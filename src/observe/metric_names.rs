@@ -65,6 +65,10 @@ metrics! {
         "A stateful query's watermark (seconds since the epoch).";
     LAST_BATCH = "dft_last_batch_timestamp_seconds", Gauge,
         "When the last batch committed (seconds since the epoch): alert when it stops moving.";
+    SCAN_MESSAGES = "dft_scan_messages_read_total", Counter,
+        "Messages any scan of this process read, as it reads them (label topic): on a worker, its share.";
+    SCAN_BYTES = "dft_scan_bytes_read_total", Counter,
+        "Key, value and header bytes any scan of this process read (label topic).";
 }
 
 #[cfg(test)]

@@ -13,6 +13,6 @@ pub use checkpoint_progress::{
 };
 pub use prometheus::serve_prometheus;
 pub use record::record_batch;
-pub(crate) use record::{record_abandoned, record_fenced};
+pub(crate) use record::{record_abandoned, record_fenced, record_scan_read};
 pub(crate) use scan_progress::ScanProgressGuard;
 pub use scan_progress::{ScanProgress, scan_progress, when_scans_done};

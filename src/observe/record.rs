@@ -76,3 +76,11 @@ pub(crate) fn record_abandoned(query: &str) {
 pub(crate) fn record_fenced(query: &str) {
     counter!(FENCED, "query" => query.to_string()).increment(1);
 }
+
+/// Counts what a scan read as it reads it (per topic, whatever query it belongs to): the
+/// figure a worker, which runs parts of other processes' queries, reports.
+pub(crate) fn record_scan_read(topic: &str, messages: usize, bytes: u64) {
+    let labels = [("topic", topic.to_string())];
+    counter!(SCAN_MESSAGES, &labels).increment(messages as u64);
+    counter!(SCAN_BYTES, &labels).increment(bytes);
+}

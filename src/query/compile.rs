@@ -138,6 +138,10 @@ impl ContinuousQuery {
             )
             .into());
         }
+        #[cfg(feature = "distributed")]
+        if crate::distributed::workers_of(ctx.state().config()).is_some() {
+            refuse_on_workers(&select)?;
+        }
         let mut query = Self {
             planner: incremental_planner(&ctx),
             ctx,
@@ -286,6 +290,24 @@ fn no_query(what: &str) -> DataFusionError {
         "no {what}: a continuous query writes its rows somewhere"
     ))
     .into()
+}
+
+/// Continuous queries on workers run stateless SELECTs: an aggregate's state lives with the
+/// coordinator's checkpoint, and its batches are planned around it.
+#[cfg(feature = "distributed")]
+fn refuse_on_workers(select: &LogicalPlan) -> Result<(), DataFusionError> {
+    use datafusion::common::tree_node::TreeNode;
+    let aggregates = select.exists(|node| Ok(matches!(node, LogicalPlan::Aggregate(_))))?;
+    if aggregates {
+        return Err(TopicsError::plan(
+            "a continuous aggregate (GROUP BY, DISTINCT, windows) cannot run on workers: its \
+             state is merged batch after batch in one process; run it without --workers \
+             (stateless SELECTs, filters, projections and joins with bounded tables run on \
+             workers)",
+        )
+        .into());
+    }
+    Ok(())
 }
 
 /// `ctx`'s state without the optimizer rules that turn one aggregation into two: DataFusion

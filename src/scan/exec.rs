@@ -28,7 +28,7 @@ use super::watermark::EventTimeTracker;
 use crate::format::{ErrorPolicy, FormatKind, TableFormats};
 use crate::sink::{DeadLetters, LateRows};
 use crate::source::{LogSet, QueueRead, QueueSource, TopicPartition};
-use crate::table::{MetadataColumn, OutputColumn, ProjectionPlan};
+use crate::table::{MetadataColumn, OutputColumn, ProjectionPlan, ScanOrigin};
 
 /// What a scan reads: planned ranges of a log, or readers of a queue.
 #[derive(Debug, Clone)]
@@ -197,6 +197,8 @@ pub struct TopicScanExec {
     late_rows: Option<Arc<LateRows>>,
     /// Live discovery of partitions and topics, with its spare output partitions.
     discovery: Option<Arc<Discovery>>,
+    /// How another process runs the same scan (closed ranges of a declared table).
+    origin: Option<Arc<ScanOrigin>>,
 }
 
 impl TopicScanExec {
@@ -223,7 +225,34 @@ impl TopicScanExec {
             event_time: None,
             late_rows: None,
             discovery: None,
+            origin: None,
         }
+    }
+
+    /// Lets another process (a worker) rebuild this scan from `origin`.
+    pub fn with_origin(mut self, origin: Option<Arc<ScanOrigin>>) -> Self {
+        self.origin = origin;
+        self
+    }
+
+    /// How another process runs this scan, when it can.
+    pub fn origin(&self) -> Option<&Arc<ScanOrigin>> {
+        self.origin.as_ref()
+    }
+
+    /// The same scan over `partitions` only (a worker's share of it).
+    pub fn with_partitions(&self, partitions: Vec<PartitionScan>) -> Option<Self> {
+        let ScanInput::Log { source, .. } = &self.input else {
+            return None;
+        };
+        let mut exec = self.clone();
+        exec.input = ScanInput::Log {
+            source: source.clone(),
+            partitions,
+        };
+        exec.metrics = ExecutionPlanMetricsSet::new();
+        exec.statistics = Arc::default();
+        Some(exec.with_declared_order(self.declared_order.clone()))
     }
 
     /// Reads partitions (and topics) that appear while the scan runs, through the discovery's

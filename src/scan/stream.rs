@@ -199,6 +199,7 @@ impl PartitionStream {
         self.metrics.bytes.add(raw.bytes as usize);
         self.metrics.skipped.add(raw.skipped as usize);
         self.statistics.add_read(raw.len(), raw.bytes, raw.skipped);
+        crate::observe::record_scan_read(&self.key.topic, raw.len(), raw.bytes);
         if let Some(progress) = &mut self.progress {
             progress.advance(raw.len() as u64 + raw.skipped);
         }

@@ -24,6 +24,11 @@ pub struct TableDefinition {
     pub scan: ScanOptions,
     /// The declared value columns (empty for raw and string values, or to be inferred).
     pub value_schema: SchemaRef,
+    /// The location as written.
+    pub location: String,
+    /// The options as written (secrets included: never shown or shipped, see
+    /// [`TableOrigin`](crate::table::TableOrigin)).
+    pub options: HashMap<String, String>,
 }
 
 impl TableDefinition {
@@ -65,6 +70,8 @@ impl TableDefinition {
             connection,
             scan,
             value_schema,
+            location: location.to_string(),
+            options: options.clone(),
         })
     }
 }

@@ -5,6 +5,7 @@ mod definition;
 mod factory;
 mod infer;
 mod insert;
+mod origin;
 mod schema;
 
 use std::collections::{BTreeMap, HashMap};
@@ -35,6 +36,7 @@ use crate::source::{DeferredAcks, LogSource, OffsetRange, QueueRead, TableSource
 pub use definition::TableDefinition;
 pub use factory::TopicTableFactory;
 pub use insert::complete_insert_columns;
+pub use origin::{ScanOrigin, TableOrigin};
 pub use schema::{
     DEAD_LETTER_METADATA, DecodedParts, EventTimeSource, MetadataColumn, OutputColumn,
     ProjectionPlan, TopicSchema, Validation,
@@ -62,6 +64,9 @@ pub struct TopicTable {
     bound: Option<Arc<BTreeMap<TopicPartition, OffsetRange>>>,
     /// A micro-batch's late-row bound: the watermark the previous batch left.
     late_before: Option<i64>,
+    /// How the table was declared (location, options, columns), so a scan can be rebuilt
+    /// elsewhere (a worker); `None` for tables built from a source in code.
+    origin: Option<Arc<TableOrigin>>,
     /// A queue table read as one micro-batch: drained, capped, acknowledgements deferred.
     queue_batch: Option<QueueRead>,
 }
@@ -93,7 +98,15 @@ impl TopicTable {
             connection,
             scan,
             value_schema,
+            location,
+            options,
         } = definition;
+        let origin = TableOrigin {
+            location,
+            options,
+            value_schema: Arc::clone(&value_schema),
+            declared_key: scan.declared_key.clone(),
+        };
         let source = connection.source()?;
         source.check().await?;
         let several = source.log().is_some_and(|set| !set.is_single());
@@ -118,6 +131,7 @@ impl TopicTable {
         }
         table.dead_letters = dead_letters;
         table.late_rows = late_rows;
+        table.origin = Some(Arc::new(origin));
         Ok(table)
     }
 
@@ -168,6 +182,7 @@ impl TopicTable {
             bound: None,
             late_before: None,
             queue_batch: None,
+            origin: None,
         })
     }
 
@@ -257,6 +272,83 @@ impl TopicTable {
     pub fn topic_schema(&self) -> &TopicSchema {
         &self.schema
     }
+
+    /// How the table was declared, when it was declared by location and options (not built
+    /// from a source in code).
+    pub fn origin(&self) -> Option<&Arc<TableOrigin>> {
+        self.origin.as_ref()
+    }
+
+    /// The scan of exactly `partitions` (planned elsewhere: a worker runs its share of a
+    /// coordinator's plan), producing the columns `projection` selects, `limit` rows at most
+    /// per partition.
+    pub fn exec_over(
+        &self,
+        projection: Option<&Vec<usize>>,
+        partitions: Vec<crate::scan::PartitionScan>,
+        limit: Option<usize>,
+    ) -> DFResult<TopicScanExec> {
+        let Some(log) = self.source.log() else {
+            return Err(DataFusionError::Plan(format!(
+                "{} '{}' is a work queue: it has no offset ranges to read",
+                self.source.kind(),
+                self.source.topic()
+            )));
+        };
+        let input = ScanInput::Log {
+            source: log.clone(),
+            partitions,
+        };
+        self.build_exec(projection, input, limit, None)
+    }
+
+    /// The scan exec of `input`, with the table's formats, order, policies and event time.
+    fn build_exec(
+        &self,
+        projection: Option<&Vec<usize>>,
+        input: ScanInput,
+        limit: Option<usize>,
+        discovery: Option<Arc<Discovery>>,
+    ) -> DFResult<TopicScanExec> {
+        let watermark = self.scan.watermark.as_ref();
+        let plan = self.schema.project(
+            projection,
+            self.dead_letters.is_some() || self.late_rows.is_some(),
+            watermark.map(|w| w.column.as_str()),
+        )?;
+        // A scan another process can run reads closed offset ranges of a declared table, with
+        // no event time to agree on across processes.
+        let portable = self.origin.is_some()
+            && discovery.is_none()
+            && watermark.is_none()
+            && matches!(&input, ScanInput::Log { partitions, .. }
+                if partitions.iter().all(|p| p.is_bounded()));
+        let origin = self
+            .origin
+            .as_ref()
+            .filter(|_| portable)
+            .map(|table| ScanOrigin {
+                table: Arc::clone(table),
+                projection: projection.cloned(),
+            });
+        let mut exec = TopicScanExec::new(input, self.formats.clone(), plan, limit)
+            .with_declared_order(self.order.clone())
+            .with_fail_on_data_loss(self.scan.fail_on_data_loss)
+            .with_dead_letters(self.dead_letters.clone())
+            .with_discovery(discovery)
+            .with_origin(origin.map(Arc::new));
+        if let Some(spec) = watermark {
+            // A micro-batch (bound ranges or a queue batch) judges lateness by the watermark its
+            // predecessor left; a live scan by its own watermark as it runs.
+            let tracker = if self.bound.is_some() || self.queue_batch.is_some() {
+                EventTimeTracker::for_batch(spec.clone(), self.late_before)
+            } else {
+                EventTimeTracker::live(spec.clone())
+            };
+            exec = exec.with_event_time(Arc::new(tracker), self.late_rows.clone());
+        }
+        Ok(exec)
+    }
 }
 
 #[async_trait]
@@ -302,12 +394,6 @@ impl TableProvider for TopicTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> DFResult<Arc<dyn ExecutionPlan>> {
-        let watermark = self.scan.watermark.as_ref();
-        let projection = self.schema.project(
-            projection,
-            self.dead_letters.is_some() || self.late_rows.is_some(),
-            watermark.map(|w| w.column.as_str()),
-        )?;
         let mut discovery = None;
         let input = match &self.source {
             TableSource::Log(log) => {
@@ -350,22 +436,9 @@ impl TableProvider for TopicTable {
                 }),
             },
         };
-        let mut exec = TopicScanExec::new(input, self.formats.clone(), projection, limit)
-            .with_declared_order(self.order.clone())
-            .with_fail_on_data_loss(self.scan.fail_on_data_loss)
-            .with_dead_letters(self.dead_letters.clone())
-            .with_discovery(discovery);
-        if let Some(spec) = watermark {
-            // A micro-batch (bound ranges or a queue batch) judges lateness by the watermark its
-            // predecessor left; a live scan by its own watermark as it runs.
-            let tracker = if self.bound.is_some() || self.queue_batch.is_some() {
-                EventTimeTracker::for_batch(spec.clone(), self.late_before)
-            } else {
-                EventTimeTracker::live(spec.clone())
-            };
-            exec = exec.with_event_time(Arc::new(tracker), self.late_rows.clone());
-        }
-        Ok(Arc::new(exec))
+        Ok(Arc::new(
+            self.build_exec(projection, input, limit, discovery)?,
+        ))
     }
 
     /// `INSERT INTO`: encodes rows in the table's value format and writes them, at least once.

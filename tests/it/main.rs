@@ -5,6 +5,8 @@ mod cli;
 #[cfg(feature = "cli")]
 mod continuous;
 mod ddl;
+#[cfg(all(feature = "distributed", feature = "cli"))]
+mod distributed;
 mod examples;
 mod formats;
 mod harness;
