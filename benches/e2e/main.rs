@@ -37,9 +37,12 @@
 //!    unsplit, with `scan.split.min-partitions` `auto` and in four pieces, beside a bare
 //!    consumer.
 //!
+//! 8. **Distributed** (see `distributed.rs`, with `--features distributed`): the decoding scan
+//!    over a 4-partition topic in one process and on two local workers.
+//!
 //! Run: `cargo bench --bench e2e` (starts local brokers unless KAFKA_BOOTSTRAP and NATS_URL are
 //! set). A quick look: `E2E_MESSAGES=100000 E2E_RSS_MESSAGES=500000 E2E_SECONDS=5 cargo bench
-//! --bench e2e`. `E2E_ONLY=kafka,latency,cq,rss,nats,sf,split` runs some sections only.
+//! --bench e2e`. `E2E_ONLY=kafka,latency,cq,rss,nats,sf,split,dist` runs some sections only.
 
 use dft_test_support as harness;
 
@@ -48,6 +51,8 @@ mod cpu;
 
 mod common;
 mod continuous;
+#[cfg(feature = "distributed")]
+mod distributed;
 mod latency;
 mod memory;
 mod split;
@@ -215,6 +220,14 @@ async fn main() {
     if section_enabled("split") {
         eprintln!("section 7: split scans of one partition");
         let t = split_scan(messages, runs).await;
+        eprintln!("{t}");
+        report.push(t);
+    }
+
+    #[cfg(feature = "distributed")]
+    if section_enabled("dist") {
+        eprintln!("section 8: one process vs two workers");
+        let t = distributed::distributed_scan(messages, runs).await;
         eprintln!("{t}");
         report.push(t);
     }
