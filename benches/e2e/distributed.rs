@@ -34,16 +34,18 @@ fn process_cpu(pid: u32) -> Duration {
 }
 
 async fn table(ctx: &SessionContext, topic: &str) {
-    sql(
-        ctx,
-        &format!(
-            "CREATE EXTERNAL TABLE t (id BIGINT, user_id BIGINT, amount DOUBLE, ok BOOLEAN, \
-             note VARCHAR, ts BIGINT) STORED AS KAFKA LOCATION 'kafka://{}/{topic}' \
-             OPTIONS ('value.format' 'json', 'scan.bounded.mode' 'latest-offset')",
-            brokers().kafka
-        ),
+    let table = datafusion_topics::TopicTable::open(
+        &location(topic),
+        value_schema(),
+        &opts(&[
+            ("value.format", "json"),
+            ("scan.bounded.mode", "latest-offset"),
+        ]),
     )
-    .await;
+    .await
+    .expect("table");
+    ctx.register_table("t", std::sync::Arc::new(table))
+        .expect("register");
 }
 
 pub(crate) async fn distributed_scan(messages: u64, runs: usize) -> String {
