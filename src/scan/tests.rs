@@ -28,7 +28,7 @@ fn topic_with(prefix: &str, partitions: usize, n: i64) -> String {
     name
 }
 
-async fn ctx_with(topic: &str, options: &str) -> SessionContext {
+pub(super) async fn ctx_with(topic: &str, options: &str) -> SessionContext {
     let ctx = session_context();
     let options = if options.is_empty() {
         String::new()
@@ -44,7 +44,7 @@ async fn ctx_with(topic: &str, options: &str) -> SessionContext {
     ctx
 }
 
-async fn collect(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {
+pub(super) async fn collect(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {
     ctx.sql(sql).await.unwrap().collect().await.unwrap()
 }
 

@@ -31,19 +31,14 @@ fn append(topic: &str, partition: i32, ids: impl IntoIterator<Item = i64>) {
     }
 }
 
+/// A session with table `t` over the memory topics at `location`, `options` after a comma.
 async fn table(location: &str, options: &str) -> SessionContext {
-    let ctx = session_context();
-    ctx.sql(&format!(
-        "CREATE EXTERNAL TABLE t (id BIGINT) STORED AS MEMORY LOCATION '{location}' \
-         OPTIONS ('value.format' 'json'{options})"
-    ))
-    .await
-    .unwrap();
-    ctx
+    let topics = location.trim_start_matches("mem:///");
+    super::tests::ctx_with(topics, options.trim_start_matches(", ")).await
 }
 
 async fn rows(ctx: &SessionContext, sql: &str) -> Vec<RecordBatch> {
-    ctx.sql(sql).await.unwrap().collect().await.unwrap()
+    super::tests::collect(ctx, sql).await
 }
 
 async fn text(ctx: &SessionContext, sql: &str) -> String {

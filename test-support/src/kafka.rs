@@ -185,3 +185,39 @@ pub fn start_kafka(dir: &Path) -> Service {
         },
     )
 }
+
+/// One partition of a consumer group as Kafka's own `kafka-consumer-groups --describe` shows
+/// it: (current offset, log-end offset, lag), as printed.
+pub type GroupPartition = (String, String, String);
+
+/// What Kafka's consumer-group tool says about `group`: per (topic, partition), the committed
+/// offset, the log-end offset and the lag. Panics with the tool's output when it fails.
+pub fn group_offsets(
+    bootstrap: &str,
+    group: &str,
+) -> std::collections::BTreeMap<(String, String), GroupPartition> {
+    let out = kafka_tool(
+        "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
+        &[
+            "--bootstrap-server",
+            bootstrap,
+            "--describe",
+            "--group",
+            group,
+        ],
+    );
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    // GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG …
+    text.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.len() > 5 && f[0] == group)
+        .map(|f| {
+            (
+                (f[1].to_string(), f[2].to_string()),
+                (f[3].to_string(), f[4].to_string(), f[5].to_string()),
+            )
+        })
+        .collect()
+}

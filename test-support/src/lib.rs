@@ -20,7 +20,7 @@ pub mod topics;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-pub use kafka::kafka_tool;
+pub use kafka::{group_offsets, kafka_tool};
 pub use process::Service;
 pub use streams::*;
 pub use tables::*;

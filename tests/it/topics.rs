@@ -407,28 +407,16 @@ async fn a_continuous_query_over_a_kafka_pattern_takes_in_new_topics_and_commits
         (100..105).collect::<Vec<_>>()
     );
     // The consumer group holds each topic's ends, as Kafka's own tool shows.
-    let out = kafka_tool(
-        "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand",
-        &[
-            "--bootstrap-server",
-            &brokers().kafka,
-            "--describe",
-            "--group",
-            &group,
-        ],
-    );
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let groups = group_offsets(&brokers().kafka, &group);
     for (topic, partition, end) in [
         (&first, "0", "30"),
         (&first, "1", "10"),
         (&second, "0", "5"),
     ] {
-        let line = text
-            .lines()
-            .map(|l| l.split_whitespace().collect::<Vec<_>>())
-            .find(|f| f.len() > 4 && f[1] == topic.as_str() && f[2] == partition)
-            .unwrap_or_else(|| panic!("no line for {topic}/{partition}:\n{text}"));
-        assert_eq!(line[3], end, "{text}");
+        let key = (topic.to_string(), partition.to_string());
+        let got = groups
+            .get(&key)
+            .unwrap_or_else(|| panic!("no line for {topic}/{partition}: {groups:?}"));
+        assert_eq!(got.0, end, "{groups:?}");
     }
 }
