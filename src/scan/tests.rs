@@ -55,7 +55,7 @@ async fn error(ctx: &SessionContext, sql: &str) -> String {
     }
 }
 
-fn ints(batches: &[RecordBatch], column: usize) -> Vec<i64> {
+pub(super) fn ints(batches: &[RecordBatch], column: usize) -> Vec<i64> {
     let mut out: Vec<i64> = batches
         .iter()
         .flat_map(|b| {

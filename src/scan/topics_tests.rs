@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use arrow::array::{AsArray, RecordBatch};
-use arrow::datatypes::{Int32Type, Int64Type};
+use arrow::datatypes::Int32Type;
 use datafusion::prelude::SessionContext;
 
 use crate::connectors::memory::{MemoryMessage, delete_memory_topic, memory_topic};
@@ -48,17 +48,7 @@ async fn text(ctx: &SessionContext, sql: &str) -> String {
 }
 
 fn ids(batches: &[RecordBatch], column: usize) -> Vec<i64> {
-    let mut out: Vec<i64> = batches
-        .iter()
-        .flat_map(|b| {
-            b.column(column)
-                .as_primitive::<Int64Type>()
-                .values()
-                .to_vec()
-        })
-        .collect();
-    out.sort_unstable();
-    out
+    super::tests::ints(batches, column)
 }
 
 #[tokio::test]

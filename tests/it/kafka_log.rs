@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::AsArray;
-use datafusion::arrow::datatypes::{DataType, Field, Int32Type, Int64Type, Schema};
+use datafusion::arrow::datatypes::{DataType, Field, Int64Type, Schema};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use datafusion_topics::query::{ContinuousQuery, Limits, RunOptions, Trigger};
 use futures::StreamExt;
@@ -583,17 +583,11 @@ async fn a_partition_added_while_a_continuous_query_runs_is_read_from_its_start(
     )
     .await;
     let per_partition = sql(&ctx, "SELECT p, count(*) FROM o GROUP BY p ORDER BY p").await;
-    let counts: Vec<(i32, i64)> = per_partition
-        .iter()
-        .flat_map(|b| {
-            let p = b.column(0).as_primitive::<Int32Type>();
-            let n = b.column(1).as_primitive::<Int64Type>();
-            (0..b.num_rows())
-                .map(|i| (p.value(i), n.value(i)))
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    assert_eq!(counts, vec![(0, 60), (1, 60), (2, 10)]);
+    // (p, count): the first two columns as (INT, BIGINT) pairs, sorted by p.
+    assert_eq!(
+        partition_offsets(&per_partition),
+        vec![(0, 60), (1, 60), (2, 10)]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
